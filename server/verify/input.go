@@ -144,7 +144,7 @@ func (cs Channels) Pick(requested string) (Channel, error) {
 }
 
 // Mask hides all but the country calling code's first digit and the last two
-// digits of an E.164 number, for logs: "+14155552671" becomes "+1*******71".
+// digits of an E.164 number, for logs: "+14155552671" becomes "+1********71".
 func Mask(e164 string) string {
 	if len(e164) < 6 {
 		return "***"

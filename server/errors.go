@@ -1,0 +1,156 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"regexp"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"verifyd/server/verify"
+)
+
+// Errors of the HTTP layer itself, in the domain's shape so that one
+// function renders every failure.
+var (
+	errMalformed = &verify.Error{Kind: verify.KindInvalid, Code: "malformed_json",
+		Message: "The request body is not valid JSON."}
+	errUnsupportedMediaType = &verify.Error{Kind: kindUnsupportedMediaType, Code: "unsupported_media_type",
+		Message: "Send the request body as application/json."}
+	errTooLarge = &verify.Error{Kind: kindTooLarge, Code: "request_too_large",
+		Message: "The request body is too large."}
+	errNotFound = &verify.Error{Kind: kindNotFound, Code: "not_found",
+		Message: "There is nothing here."}
+	errMethodNotAllowed = &verify.Error{Kind: kindMethodNotAllowed, Code: "method_not_allowed",
+		Message: "This method is not allowed here."}
+)
+
+// Kinds only the HTTP layer produces, numbered away from the domain's.
+const (
+	kindUnsupportedMediaType verify.Kind = 100 + iota
+	kindTooLarge
+	kindNotFound
+	kindMethodNotAllowed
+)
+
+// statusFor is the one mapping from a kind of failure to an HTTP status.
+func statusFor(k verify.Kind) int {
+	switch k {
+	case verify.KindInvalid, verify.KindWrongCode:
+		return http.StatusBadRequest
+	case verify.KindGone:
+		return http.StatusGone
+	case verify.KindTooMany:
+		return http.StatusTooManyRequests
+	case verify.KindUnsupported:
+		return http.StatusUnprocessableEntity
+	case verify.KindForbidden:
+		return http.StatusForbidden
+	case verify.KindMisconfigured, verify.KindUnavailable:
+		return http.StatusBadGateway
+	case verify.KindTimeout:
+		return http.StatusGatewayTimeout
+	case verify.KindCanceled:
+		// nginx's "client closed request": nobody reads it, but the access
+		// log tells a cancellation from a failure.
+		return 499
+	case kindUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
+	case kindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case kindNotFound:
+		return http.StatusNotFound
+	case kindMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	}
+	return http.StatusInternalServerError
+}
+
+// errorBody is the JSON shape of every failure.
+type errorBody struct {
+	Error      string `json:"error"`
+	Code       string `json:"code"`
+	Verified   *bool  `json:"verified,omitempty"`
+	RetryAfter int    `json:"retryAfter,omitempty"`
+	RequestID  string `json:"requestId,omitempty"`
+}
+
+// ctxKeyVerifyRoute marks requests whose failures answer "verified": false.
+const ctxKeyVerifyRoute = "verifyd.verifyRoute"
+
+// toDomainError turns whatever a handler or echo returned into a domain
+// error.
+func toDomainError(err error) *verify.Error {
+	if he, ok := errors.AsType[*echo.HTTPError](err); ok {
+		switch he.Code {
+		case http.StatusNotFound:
+			return errNotFound
+		case http.StatusMethodNotAllowed:
+			return errMethodNotAllowed
+		case http.StatusRequestEntityTooLarge:
+			return errTooLarge
+		case http.StatusUnsupportedMediaType:
+			return errUnsupportedMediaType
+		case http.StatusBadRequest:
+			return errMalformed.With(err, 0)
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		return verify.ErrClientGone.With(err, 0)
+	}
+	return verify.AsError(err)
+}
+
+// errorHandler renders every error as JSON. It logs only what an operator
+// must act on (our bugs and our upstream configuration); everything else
+// reaches the log through the access line.
+func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		e := toDomainError(err)
+		c.Set(ctxKeyError, e)
+		status := statusFor(e.Kind)
+		if e.Kind == verify.KindInternal || e.Kind == verify.KindMisconfigured {
+			logger.ErrorContext(c.Request().Context(), "request failed",
+				"request_id", requestIDOf(c), "code", e.Code, "cause", redact(causeOf(e)))
+		}
+		body := errorBody{Error: e.Message, Code: e.Code, RequestID: requestIDOf(c)}
+		if v, _ := c.Get(ctxKeyVerifyRoute).(bool); v {
+			body.Verified = new(bool)
+		}
+		if e.RetryAfter > 0 {
+			secs := int(math.Ceil(e.RetryAfter.Seconds()))
+			body.RetryAfter = secs
+			c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		}
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(status)
+			return
+		}
+		_ = c.JSON(status, body)
+	}
+}
+
+func causeOf(e *verify.Error) string {
+	if e.Err == nil {
+		return ""
+	}
+	return e.Err.Error()
+}
+
+// phoneLike matches anything that could be a phone number in an upstream
+// message (Twilio's messages may quote the number they refused).
+var phoneLike = regexp.MustCompile(`\+?\d[\d ().-]{5,}\d`)
+
+// redact masks phone-number-like runs in text bound for the log.
+func redact(s string) string {
+	return phoneLike.ReplaceAllStringFunc(s, func(m string) string {
+		return verify.Mask(m)
+	})
+}

@@ -1,0 +1,121 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"verifyd/server"
+	"verifyd/server/verify"
+)
+
+// recordingVerifier answers with fixed results and records what reached it,
+// so tests can assert that refused input never goes upstream.
+type recordingVerifier struct {
+	mu       sync.Mutex
+	starts   []verify.StartRequest
+	checks   []verify.CheckRequest
+	startFn  func(verify.StartRequest) (verify.Verification, error)
+	checkFn  func(verify.CheckRequest) (verify.Verification, error)
+	blockCtx bool // when set, calls wait for their context to end
+}
+
+func (r *recordingVerifier) Start(ctx context.Context, req verify.StartRequest) (verify.Verification, error) {
+	r.mu.Lock()
+	r.starts = append(r.starts, req)
+	r.mu.Unlock()
+	if r.startFn != nil {
+		return r.startFn(req)
+	}
+	return verify.Verification{SID: testSID, To: req.To, Channel: req.Channel, Status: verify.StatusPending, SendAttempts: 1}, nil
+}
+
+func (r *recordingVerifier) Check(ctx context.Context, req verify.CheckRequest) (verify.Verification, error) {
+	r.mu.Lock()
+	r.checks = append(r.checks, req)
+	r.mu.Unlock()
+	if r.checkFn != nil {
+		return r.checkFn(req)
+	}
+	to := req.To
+	if to == "" {
+		to = testNumber
+	}
+	return verify.Verification{SID: testSID, To: to, Status: verify.StatusApproved}, nil
+}
+
+func (r *recordingVerifier) calls() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.starts) + len(r.checks)
+}
+
+const (
+	testNumber = "+14155552671"
+	testSID    = "VE0123456789abcdef0123456789abcdef"
+)
+
+type handlerOpts struct {
+	region   string
+	channels []string
+	origins  []string
+	logs     io.Writer
+}
+
+func newTestHandler(t *testing.T, v verify.Verifier, o handlerOpts) http.Handler {
+	t.Helper()
+	phones, err := verify.NewPhoneParser(o.region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.channels == nil {
+		o.channels = []string{"sms"}
+	}
+	channels, err := verify.ParseChannels(o.channels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.logs == nil {
+		o.logs = io.Discard
+	}
+	return server.NewHandler(server.Config{
+		Logger:             slog.New(slog.NewJSONHandler(o.logs, nil)),
+		Verifier:           v,
+		Phones:             phones,
+		Channels:           channels,
+		Locales:            verify.NewLocales(),
+		CORSAllowedOrigins: o.origins,
+		Web:                fstest.MapFS{"templates/index.html": {Data: []byte("<p>hi</p>")}},
+		Static:             fstest.MapFS{"style.css": {Data: []byte("p{}")}},
+		Now:                func() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) },
+	})
+}
+
+func postJSON(h http.Handler, path, body string, headers ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func decodeBody(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.NewDecoder(bytes.NewReader(rec.Body.Bytes())).Decode(&m); err != nil {
+		t.Fatalf("body %q is not JSON: %v", rec.Body.String(), err)
+	}
+	return m
+}

@@ -1,0 +1,138 @@
+package server
+
+import (
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"verifyd/server/verify"
+)
+
+const (
+	ctxKeyRequestID = "verifyd.requestID"
+	ctxKeyError     = "verifyd.error"
+	ctxKeyTarget    = "verifyd.target"
+)
+
+// requestID takes a well-formed X-Request-Id from the caller (a load balancer
+// usually sets one) or makes one, and echoes it in the answer.
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !validRequestID(id) {
+			id = rand.Text()
+		}
+		c.Set(ctxKeyRequestID, id)
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
+	}
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func requestIDOf(c echo.Context) string {
+	id, _ := c.Get(ctxKeyRequestID).(string)
+	return id
+}
+
+// setLogTarget records the (E.164) number a request is about; the access
+// line shows it masked.
+func setLogTarget(c echo.Context, e164 string) {
+	c.Set(ctxKeyTarget, e164)
+}
+
+// accessLog writes one line per request, with the request id, the masked
+// number it was about and the error code and cause when it failed.
+func accessLog(logger *slog.Logger) echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		HandleError:  true, // the error handler decides the status before we log it
+		LogStatus:    true,
+		LogLatency:   true,
+		LogMethod:    true,
+		LogURIPath:   true,
+		LogRoutePath: true,
+		LogRemoteIP:  true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			attrs := []slog.Attr{
+				slog.String("request_id", requestIDOf(c)),
+				slog.String("method", v.Method),
+				slog.String("path", v.URIPath),
+				slog.String("route", v.RoutePath),
+				slog.Int("status", v.Status),
+				slog.Duration("latency", v.Latency),
+				slog.String("remote_ip", v.RemoteIP),
+				slog.Int64("bytes_out", c.Response().Size),
+			}
+			if to, ok := c.Get(ctxKeyTarget).(string); ok {
+				attrs = append(attrs, slog.String("to", verify.Mask(to)))
+			}
+			level := slog.LevelInfo
+			if e, ok := c.Get(ctxKeyError).(*verify.Error); ok {
+				attrs = append(attrs, slog.String("error_code", e.Code))
+				if cause := causeOf(e); cause != "" {
+					attrs = append(attrs, slog.String("cause", redact(cause)))
+				}
+				if statusFor(e.Kind) >= 500 {
+					level = slog.LevelWarn
+				}
+			}
+			logger.LogAttrs(c.Request().Context(), level, "request", attrs...)
+			return nil
+		},
+	})
+}
+
+// recoverPanics turns a panic in a handler into an internal error, so one bad
+// request cannot take the process down.
+func recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			r := recover()
+			if r == nil {
+				return
+			}
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			stack := make([]byte, 4<<10)
+			stack = stack[:runtime.Stack(stack, false)]
+			err = verify.ErrInternal.With(fmt.Errorf("panic: %v\n%s", r, stack), 0)
+		}()
+		return next(c)
+	}
+}
+
+// securityHeaders apply to every answer; pages add their own policy.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		return next(c)
+	}
+}
+
+// noStore keeps API answers out of every cache: they are about one person.
+func noStore(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return next(c)
+	}
+}

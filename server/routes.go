@@ -1,0 +1,18 @@
+package server
+
+import (
+	"github.com/labstack/echo/v4"
+)
+
+// addRoutes lists verifyd's whole URL surface.
+func addRoutes(e *echo.Echo, cfg Config) {
+	e.GET("/health", handleHealth(cfg.Now))
+
+	// Route-level middleware, not a group's: an echo group with middleware
+	// catches every path under it and answers 404 where 405 is right.
+	e.POST("/api/request-otp", handleRequestOTP(cfg), noStore)
+	e.POST("/api/verify-otp", handleVerifyOTP(cfg), noStore)
+
+	e.GET("/", handleIndex(cfg.Web))
+	e.GET("/static/*", serveStatic(cfg.Static))
+}
