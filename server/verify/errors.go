@@ -11,17 +11,17 @@ type Kind int
 
 // The kinds of failure. The comment gives the HTTP status each maps to.
 const (
-	KindInternal     Kind = iota // 500: a bug of ours
-	KindInvalid                  // 400: bad input, caught locally or by Twilio (60200)
-	KindWrongCode                // 400: the code was wrong; the verification is still pending
-	KindGone                     // 410: the verification is over (approved, expired, canceled, maxed out)
-	KindTooMany                  // 429: a limit was hit; RetryAfter says how long to wait when known
-	KindUnsupported              // 422: the number cannot receive on this channel
-	KindForbidden                // 403: the destination is blocked
-	KindMisconfigured            // 502: our own credentials or configuration are wrong
-	KindUnavailable              // 502: the upstream is unreachable, failing or garbled
-	KindTimeout                  // 504: the upstream did not answer before our deadline
-	KindCanceled                 // the caller went away; nobody reads the answer
+	KindInternal      Kind = iota // 500: a bug of ours
+	KindInvalid                   // 400: bad input, caught locally or by Twilio (60200)
+	KindWrongCode                 // 400: the code was wrong; the verification is still pending
+	KindGone                      // 410: the verification is over (approved, expired, canceled, maxed out)
+	KindTooMany                   // 429: a limit was hit; RetryAfter says how long to wait when known
+	KindUnsupported               // 422: the number cannot receive on this channel
+	KindForbidden                 // 403: the destination is blocked
+	KindMisconfigured             // 502: our own credentials or configuration are wrong
+	KindUnavailable               // 502: the upstream is unreachable, failing or garbled
+	KindTimeout                   // 504: the upstream did not answer before our deadline
+	KindCanceled                  // the caller went away; nobody reads the answer
 )
 
 // Error is the one error type of verifyd's domain. Message is safe to show a
