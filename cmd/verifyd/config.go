@@ -1,0 +1,262 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"verifyd/server/verify"
+	"verifyd/server/verify/engine"
+)
+
+// config is verifyd's whole configuration, read from the environment. Field
+// names are unique so that a parse error, which names the field, can be
+// traced back to its variable.
+type config struct {
+	AppEnv   string     `env:"APP_ENV" envDefault:"development"`
+	Host     string     `env:"HOST"`
+	Port     int        `env:"PORT" envDefault:"8080"`
+	LogLevel slog.Level `env:"LOG_LEVEL" envDefault:"info"`
+	Backend  string     `env:"VERIFY_BACKEND"`
+
+	AllowedChannels    []string      `env:"ALLOWED_CHANNELS" envDefault:"sms"`
+	DefaultRegion      string        `env:"DEFAULT_REGION"`
+	CORSAllowedOrigins []string      `env:"CORS_ALLOWED_ORIGINS"`
+	ShutdownTimeout    time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`
+
+	TwilioAccountSID     string        `env:"TWILIO_ACCOUNT_SID"`
+	TwilioAuthToken      secret        `env:"TWILIO_AUTH_TOKEN"`
+	TwilioAPIKey         string        `env:"TWILIO_API_KEY"`
+	TwilioAPISecret      secret        `env:"TWILIO_API_SECRET"`
+	TwilioServiceSID     string        `env:"TWILIO_VERIFY_SERVICE_SID"`
+	TwilioBaseURL        string        `env:"TWILIO_VERIFY_BASE_URL" envDefault:"https://verify.twilio.com"`
+	TwilioConnectTimeout time.Duration `env:"TWILIO_CONNECT_TIMEOUT" envDefault:"5s"`
+	TwilioRequestTimeout time.Duration `env:"TWILIO_REQUEST_TIMEOUT" envDefault:"10s"`
+	TwilioMaxConns       int           `env:"TWILIO_MAX_CONNS" envDefault:"256"`
+
+	DevCodeSecret secret `env:"DEV_CODE_SECRET"`
+}
+
+// Backend names.
+const (
+	backendTwilio = "twilio"
+	backendDev    = "dev"
+)
+
+// secret is a configuration value that must never reach a log.
+type secret string
+
+func (s *secret) UnmarshalText(b []byte) error { *s = secret(b); return nil }
+func (s secret) String() string                { return "[redacted]" }
+func (s secret) LogValue() slog.Value          { return slog.StringValue("[redacted]") }
+
+var (
+	accountSIDPattern = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	serviceSIDPattern = regexp.MustCompile(`^VA[0-9a-fA-F]{32}$`)
+	apiKeyPattern     = regexp.MustCompile(`^SK[0-9a-fA-F]{32}$`)
+	alphanumeric      = regexp.MustCompile(`^[A-Za-z0-9]+$`)
+)
+
+// loadConfig reads and checks the configuration. Its error names every bad
+// variable, one per line, so an operator fixes them all in one go.
+func loadConfig(environ []string) (config, error) {
+	var cfg config
+	vars := envMap(environ)
+	var problems []string
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
+		problems = append(problems, parseProblems(err)...)
+	}
+	problems = append(problems, cfg.check(vars)...)
+	if len(problems) > 0 {
+		return cfg, fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return cfg, nil
+}
+
+func envMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// parseProblems turns env's errors, which name struct fields, into lines
+// that name variables.
+func parseProblems(err error) []string {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			out = append(out, fmt.Sprintf("%s: cannot parse: %v", fieldKey(pe.Name), pe.Err))
+			continue
+		}
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+// fieldKey answers the variable behind a config field.
+func fieldKey(name string) string {
+	f, ok := reflect.TypeFor[config]().FieldByName(name)
+	if !ok {
+		return name
+	}
+	key, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+	return key
+}
+
+// check validates what parsing cannot, and chooses the backend when
+// VERIFY_BACKEND is unset.
+func (c *config) check(vars map[string]string) []string {
+	var p []string
+	bad := func(name, format string, args ...any) {
+		p = append(p, name+": "+fmt.Sprintf(format, args...))
+	}
+
+	switch c.AppEnv {
+	case "development", "test", "staging", "production":
+	default:
+		bad("APP_ENV", "must be development, test, staging or production, not %q", c.AppEnv)
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		bad("PORT", "must be a port number, not %d", c.Port)
+	}
+	if c.Host != "" && net.ParseIP(c.Host) == nil && c.Host != "localhost" {
+		bad("HOST", "must be an IP address to listen on, not %q", c.Host)
+	}
+	if _, err := verify.ParseChannels(c.AllowedChannels); err != nil {
+		bad("ALLOWED_CHANNELS", "%v", err)
+	}
+	if _, err := verify.NewPhoneParser(c.DefaultRegion); err != nil {
+		bad("DEFAULT_REGION", "%v (want an ISO 3166 alpha-2 code such as US)", err)
+	}
+	for _, o := range c.CORSAllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			bad("CORS_ALLOWED_ORIGINS", "%v", err)
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("SHUTDOWN_TIMEOUT", "must be positive")
+	}
+
+	if c.Backend == "" {
+		c.Backend = backendDev
+		for _, k := range []string{"TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY",
+			"TWILIO_API_SECRET", "TWILIO_VERIFY_SERVICE_SID"} {
+			if vars[k] != "" {
+				c.Backend = backendTwilio
+			}
+		}
+	}
+	switch c.Backend {
+	case backendTwilio:
+		p = append(p, c.checkTwilio()...)
+	case backendDev:
+		if c.DevCodeSecret != "" && len(c.DevCodeSecret) < engine.MinSecretLen {
+			bad("DEV_CODE_SECRET", "must be at least %d characters (or unset for a random one)", engine.MinSecretLen)
+		}
+		if c.AppEnv == "production" {
+			bad("VERIFY_BACKEND", "the development backend prints codes to its log and never sends them; "+
+				"it cannot run with APP_ENV=production (configure Twilio)")
+		}
+	default:
+		bad("VERIFY_BACKEND", "must be twilio or dev, not %q", c.Backend)
+	}
+	return p
+}
+
+func (c *config) checkTwilio() []string {
+	var p []string
+	bad := func(name, format string, args ...any) {
+		p = append(p, name+": "+fmt.Sprintf(format, args...))
+	}
+	if !accountSIDPattern.MatchString(c.TwilioAccountSID) {
+		bad("TWILIO_ACCOUNT_SID", "required: AC followed by 32 hex digits")
+	}
+	if !serviceSIDPattern.MatchString(c.TwilioServiceSID) {
+		bad("TWILIO_VERIFY_SERVICE_SID", "required: VA followed by 32 hex digits")
+	}
+	switch {
+	case c.TwilioAPIKey != "" || c.TwilioAPISecret != "":
+		if !apiKeyPattern.MatchString(c.TwilioAPIKey) {
+			bad("TWILIO_API_KEY", "must be SK followed by 32 hex digits")
+		}
+		if !alphanumeric.MatchString(string(c.TwilioAPISecret)) {
+			bad("TWILIO_API_SECRET", "required with TWILIO_API_KEY: letters and digits only")
+		}
+	case c.TwilioAuthToken == "":
+		bad("TWILIO_AUTH_TOKEN", "required (or TWILIO_API_KEY and TWILIO_API_SECRET)")
+	case !alphanumeric.MatchString(string(c.TwilioAuthToken)):
+		bad("TWILIO_AUTH_TOKEN", "must be letters and digits only")
+	}
+	if err := checkBaseURL(c.TwilioBaseURL); err != nil {
+		bad("TWILIO_VERIFY_BASE_URL", "%v", err)
+	}
+	if c.TwilioConnectTimeout <= 0 {
+		bad("TWILIO_CONNECT_TIMEOUT", "must be positive")
+	}
+	if c.TwilioRequestTimeout <= 0 {
+		bad("TWILIO_REQUEST_TIMEOUT", "must be positive")
+	}
+	if c.TwilioMaxConns < 1 || c.TwilioMaxConns > 10000 {
+		bad("TWILIO_MAX_CONNS", "must be between 1 and 10000")
+	}
+	return p
+}
+
+// checkBaseURL allows plain HTTP only to this machine: credentials travel in
+// every request's Authorization header.
+func checkBaseURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("must be an absolute http(s) URL such as https://verify.twilio.com, not %q", s)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if host := u.Hostname(); host == "localhost" || isLoopback(host) {
+			return nil
+		}
+		return fmt.Errorf("plain http is allowed only to a loopback address: credentials would travel in the clear")
+	}
+	return fmt.Errorf("scheme must be https, not %q", u.Scheme)
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || strings.Contains(o, "*") {
+		return fmt.Errorf("%q is not an exact origin such as https://app.example.com", o)
+	}
+	return nil
+}
+
+// secretBytes answers nil for an unset secret, so that the consumer picks a
+// random one rather than keying with nothing.
+func secretBytes(s secret) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}

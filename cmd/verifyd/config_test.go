@@ -1,0 +1,120 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+const (
+	testAccountSID = "AC0123456789abcdef0123456789abcdef"
+	testServiceSID = "VA0123456789abcdef0123456789abcdef"
+	testToken      = "s3cr3tT0kenValue0123456789abcdef"
+)
+
+func twilioEnv(extra ...string) []string {
+	return append([]string{
+		"TWILIO_ACCOUNT_SID=" + testAccountSID,
+		"TWILIO_AUTH_TOKEN=" + testToken,
+		"TWILIO_VERIFY_SERVICE_SID=" + testServiceSID,
+	}, extra...)
+}
+
+func TestLoadConfigChoosesBackend(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		want    string
+	}{
+		{"nothing set", nil, backendDev},
+		{"credentials set", twilioEnv(), backendTwilio},
+		{"explicit dev despite credentials", twilioEnv("VERIFY_BACKEND=dev"), backendDev},
+		{"api key", []string{"TWILIO_ACCOUNT_SID=" + testAccountSID, "TWILIO_VERIFY_SERVICE_SID=" + testServiceSID,
+			"TWILIO_API_KEY=SK0123456789abcdef0123456789abcdef", "TWILIO_API_SECRET=abc123"}, backendTwilio},
+		{"production on twilio", twilioEnv("APP_ENV=production"), backendTwilio},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig(tt.environ)
+			if err != nil {
+				t.Fatalf("loadConfig(%q) = %v", tt.environ, err)
+			}
+			if cfg.Backend != tt.want {
+				t.Errorf("loadConfig(%q).Backend = %q, want %q", tt.environ, cfg.Backend, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	cfg, err := loadConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Port != 8080 || cfg.TwilioBaseURL != "https://verify.twilio.com" ||
+		len(cfg.AllowedChannels) != 1 || cfg.AllowedChannels[0] != "sms" || len(cfg.CORSAllowedOrigins) != 0 {
+		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+// TestLoadConfigNamesEveryBadVariable checks that one error lists every
+// problem, each by its variable, and never echoes a secret.
+func TestLoadConfigNamesEveryBadVariable(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		want    []string
+	}{
+		{"partial twilio", []string{"TWILIO_ACCOUNT_SID=" + testAccountSID},
+			[]string{"TWILIO_AUTH_TOKEN", "TWILIO_VERIFY_SERVICE_SID"}},
+		{"malformed values", []string{"PORT=eighty", "TWILIO_REQUEST_TIMEOUT=soon", "LOG_LEVEL=loud"},
+			[]string{"PORT", "TWILIO_REQUEST_TIMEOUT", "LOG_LEVEL"}},
+		{"production on dev", []string{"APP_ENV=production"}, []string{"VERIFY_BACKEND"}},
+		{"unknown backend", []string{"VERIFY_BACKEND=sns"}, []string{"VERIFY_BACKEND"}},
+		{"unknown app env", []string{"APP_ENV=prod"}, []string{"APP_ENV"}},
+		{"many at once", twilioEnv("PORT=70000", "ALLOWED_CHANNELS=sms,pigeon", "DEFAULT_REGION=XX",
+			"CORS_ALLOWED_ORIGINS=*", "TWILIO_VERIFY_BASE_URL=http://gateway.example.com", "TWILIO_MAX_CONNS=0"),
+			[]string{"PORT", "ALLOWED_CHANNELS", "DEFAULT_REGION", "CORS_ALLOWED_ORIGINS", "TWILIO_VERIFY_BASE_URL", "TWILIO_MAX_CONNS"}},
+		{"token with symbols", []string{"TWILIO_ACCOUNT_SID=" + testAccountSID, "TWILIO_VERIFY_SERVICE_SID=" + testServiceSID,
+			"TWILIO_AUTH_TOKEN=hunter2!secret"}, []string{"TWILIO_AUTH_TOKEN"}},
+		{"bad sids", []string{"TWILIO_ACCOUNT_SID=AC123", "TWILIO_AUTH_TOKEN=abc", "TWILIO_VERIFY_SERVICE_SID=VE0123456789abcdef0123456789abcdef"},
+			[]string{"TWILIO_ACCOUNT_SID", "TWILIO_VERIFY_SERVICE_SID"}},
+		{"short dev secret", []string{"DEV_CODE_SECRET=short"}, []string{"DEV_CODE_SECRET"}},
+		{"origin with path", []string{"CORS_ALLOWED_ORIGINS=https://app.example.com/login"}, []string{"CORS_ALLOWED_ORIGINS"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(tt.environ)
+			if err == nil {
+				t.Fatalf("loadConfig(%q) = nil, want an error naming %v", tt.environ, tt.want)
+			}
+			for _, name := range tt.want {
+				if !strings.Contains(err.Error(), name+":") {
+					t.Errorf("loadConfig(%q) = %q, want it to name %s", tt.environ, err, name)
+				}
+			}
+			for _, s := range []string{testToken, "hunter2"} {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("loadConfig error leaks a secret: %q", err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadConfigAcceptsLoopbackHTTP(t *testing.T) {
+	for _, u := range []string{"http://127.0.0.1:8081", "http://localhost:9000/prefix", "http://[::1]:80", "https://gw.example.com/twilio"} {
+		if _, err := loadConfig(twilioEnv("TWILIO_VERIFY_BASE_URL=" + u)); err != nil {
+			t.Errorf("TWILIO_VERIFY_BASE_URL=%s: %v", u, err)
+		}
+	}
+}
+
+func TestSecretsDoNotPrint(t *testing.T) {
+	cfg, err := loadConfig(twilioEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := strings.Join([]string{cfg.TwilioAuthToken.String(), cfg.TwilioAuthToken.LogValue().String()}, " "); strings.Contains(s, testToken) {
+		t.Errorf("secret prints as %q", s)
+	}
+}
