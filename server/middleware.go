@@ -75,7 +75,7 @@ func accessLog(logger *slog.Logger) echo.MiddlewareFunc {
 				slog.String("path", v.URIPath),
 				slog.String("route", v.RoutePath),
 				slog.Int("status", v.Status),
-				slog.Duration("latency", v.Latency),
+				slog.Float64("duration_ms", float64(v.Latency.Microseconds())/1000),
 				slog.String("remote_ip", v.RemoteIP),
 				slog.Int64("bytes_out", c.Response().Size),
 			}
