@@ -55,6 +55,7 @@ func handleRequestOTP(cfg Config) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		req.ClientIP = clientIP(c)
 		setLogTarget(c, req.To)
 		v, err := cfg.Verifier.Start(c.Request().Context(), req)
 		if err != nil {
@@ -113,6 +114,7 @@ func handleVerifyOTP(cfg Config) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		req.ClientIP = clientIP(c)
 		setLogTarget(c, req.To)
 		v, err := cfg.Verifier.Check(c.Request().Context(), req)
 		if err != nil {
@@ -162,15 +164,20 @@ func checkRequest(cfg Config, body verifyOTPBody) (verify.CheckRequest, error) {
 type healthResponse struct {
 	Status    string `json:"status"`
 	Timestamp string `json:"timestamp"`
+	Limiter   string `json:"limiter,omitempty"`
 }
 
-func handleHealth(now func() time.Time) echo.HandlerFunc {
+// handleHealth answers UP while the process serves. A degraded limiter is
+// reported but does not make the service DOWN: it keeps answering, open or
+// closed as configured.
+func handleHealth(now func() time.Time, limiterState func() string) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		c.Response().Header().Set("Cache-Control", "no-store")
-		return c.JSON(http.StatusOK, healthResponse{
-			Status:    "UP",
-			Timestamp: now().UTC().Format(time.RFC3339),
-		})
+		h := healthResponse{Status: "UP", Timestamp: now().UTC().Format(time.RFC3339)}
+		if limiterState != nil {
+			h.Limiter = limiterState()
+		}
+		return c.JSON(http.StatusOK, h)
 	}
 }
 

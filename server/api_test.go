@@ -6,12 +6,58 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"verifyd/server/verify"
 )
+
+// testClientIP is the peer address httptest gives every request.
+var testClientIP = netip.MustParseAddr("192.0.2.1")
+
+// TestClientIP: X-Forwarded-For is believed only from a configured proxy; a
+// spoofed header from anyone else (a private address included) changes
+// nothing.
+func TestClientIP(t *testing.T) {
+	tests := []struct {
+		name    string
+		trusted []string
+		peer    string
+		xff     string
+		want    string
+	}{
+		{"no proxies, no header", nil, "203.0.113.9", "", "203.0.113.9"},
+		{"no proxies, spoofed header", nil, "203.0.113.9", "198.51.100.7", "203.0.113.9"},
+		{"from the proxy", []string{"10.0.0.0/8"}, "10.1.2.3", "198.51.100.7", "198.51.100.7"},
+		{"nearest untrusted hop", []string{"10.0.0.0/8"}, "10.1.2.3", "1.2.3.4, 198.51.100.7, 10.9.9.9", "198.51.100.7"},
+		{"spoofed from outside the proxies", []string{"10.0.0.0/8"}, "203.0.113.9", "198.51.100.7", "203.0.113.9"},
+		{"spoofed from a private address", []string{"10.0.0.0/8"}, "192.168.1.5", "198.51.100.7", "192.168.1.5"},
+		{"spoofed from loopback", []string{"10.0.0.0/8"}, "127.0.0.1", "198.51.100.7", "127.0.0.1"},
+		{"ipv6 proxy", []string{"2001:db8::/32"}, "[2001:db8::1]", "198.51.100.7", "198.51.100.7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var trusted []netip.Prefix
+			for _, p := range tt.trusted {
+				trusted = append(trusted, netip.MustParsePrefix(p))
+			}
+			v := &recordingVerifier{}
+			h := newTestHandler(t, v, handlerOpts{trusted: trusted})
+			req := httptest.NewRequest(http.MethodPost, "/api/request-otp", strings.NewReader(`{"phoneNumber":"+14155552671"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.RemoteAddr = tt.peer + ":4242"
+			if tt.xff != "" {
+				req.Header.Set("X-Forwarded-For", tt.xff)
+			}
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			if len(v.starts) != 1 || v.starts[0].ClientIP.String() != tt.want {
+				t.Errorf("peer %s with X-Forwarded-For %q: client %v, want %s", tt.peer, tt.xff, v.starts, tt.want)
+			}
+		})
+	}
+}
 
 func TestRequestOTP(t *testing.T) {
 	v := &recordingVerifier{}
@@ -70,7 +116,7 @@ func TestRequestOTPNormalisesAndPicks(t *testing.T) {
 			if rec.Code != http.StatusOK {
 				t.Fatalf("POST %s = %d %s, want 200", tt.body, rec.Code, rec.Body)
 			}
-			want := verify.StartRequest{To: tt.wantTo, Channel: tt.wantChannel, Locale: tt.wantLocale}
+			want := verify.StartRequest{To: tt.wantTo, Channel: tt.wantChannel, Locale: tt.wantLocale, ClientIP: testClientIP}
 			if len(v.starts) != 1 || v.starts[0] != want {
 				t.Errorf("POST %s sent %+v upstream, want %+v", tt.body, v.starts, want)
 			}
@@ -201,6 +247,7 @@ func TestVerifyOTP(t *testing.T) {
 			if msg, _ := got["message"].(string); msg == "" {
 				t.Errorf("POST %s has no message", tt.body)
 			}
+			tt.want.ClientIP = testClientIP
 			if len(v.checks) != 1 || v.checks[0] != tt.want {
 				t.Errorf("POST %s sent %+v upstream, want %+v", tt.body, v.checks, tt.want)
 			}

@@ -54,6 +54,8 @@ func statusFor(k verify.Kind) int {
 		return http.StatusBadGateway
 	case verify.KindTimeout:
 		return http.StatusGatewayTimeout
+	case verify.KindDegraded:
+		return http.StatusServiceUnavailable
 	case verify.KindCanceled:
 		// nginx's "client closed request": nobody reads it, but the access
 		// log tells a cancellation from a failure.

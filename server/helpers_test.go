@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -68,6 +69,7 @@ type handlerOpts struct {
 	region   string
 	channels []string
 	origins  []string
+	trusted  []netip.Prefix
 	logs     io.Writer
 }
 
@@ -94,6 +96,7 @@ func newTestHandler(t *testing.T, v verify.Verifier, o handlerOpts) http.Handler
 		Channels:           channels,
 		Locales:            verify.NewLocales(),
 		CORSAllowedOrigins: o.origins,
+		TrustedProxies:     o.trusted,
 		Web:                fstest.MapFS{"templates/index.html": {Data: []byte("<p>hi</p>")}},
 		Static:             fstest.MapFS{"style.css": {Data: []byte("p{}")}},
 		Now:                func() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) },

@@ -6,7 +6,7 @@ import (
 
 // addRoutes lists verifyd's whole URL surface.
 func addRoutes(e *echo.Echo, cfg Config) {
-	e.GET("/health", handleHealth(cfg.Now))
+	e.GET("/health", handleHealth(cfg.Now, cfg.LimiterState))
 
 	// Route-level middleware, not a group's: an echo group with middleware
 	// catches every path under it and answers 404 where 405 is right.

@@ -7,7 +7,9 @@ package server
 import (
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -26,6 +28,13 @@ type Config struct {
 	// CORSAllowedOrigins are exact origins ("https://app.example.com") that
 	// may call the JSON API from a browser. Empty means no cross-origin access.
 	CORSAllowedOrigins []string
+	// TrustedProxies are the networks whose X-Forwarded-For is believed:
+	// a request from one of them is attributed to the nearest address in
+	// the header that is not itself trusted. Empty: the connection's peer.
+	TrustedProxies []netip.Prefix
+	// LimiterState, when set, reports the abuse limiter's state in /health
+	// ("ok", or "degraded" while its store is unreachable).
+	LimiterState func() string
 	// Web holds the page templates, Static the assets (see packages web and
 	// static); tests may pass an fstest.MapFS.
 	Web, Static fs.FS
@@ -43,9 +52,7 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	// The client IP is the connection's peer until trusted proxies are
-	// configured; echo's default would believe any X-Forwarded-For.
-	e.IPExtractor = echo.ExtractIPDirect()
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
 
 	e.Use(requestID, accessLog(cfg.Logger), recoverPanics, securityHeaders)
@@ -63,4 +70,31 @@ func NewHandler(cfg Config) http.Handler {
 		ExposedHeaders: []string{"Retry-After", "X-Request-Id"},
 		MaxAge:         600,
 	}).Handler(e)
+}
+
+// ipExtractor attributes a request to its client. echo's default believes
+// any X-Forwarded-For, and its XFF extractor trusts loopback and private
+// networks unless told otherwise: only the configured proxies are trusted
+// here, so a spoofed header from anyone else changes nothing.
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{
+			IP:   p.Masked().Addr().AsSlice(),
+			Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+		}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// clientIP is the request's client address, as the IPExtractor found it.
+func clientIP(c echo.Context) netip.Addr {
+	ip, err := netip.ParseAddr(c.RealIP())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip.Unmap()
 }

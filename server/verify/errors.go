@@ -22,6 +22,7 @@ const (
 	KindUnavailable               // 502: the upstream is unreachable, failing or garbled
 	KindTimeout                   // 504: the upstream did not answer before our deadline
 	KindCanceled                  // the caller went away; nobody reads the answer
+	KindDegraded                  // 503: a dependency of ours is down and we refuse rather than risk it
 )
 
 // Error is the one error type of verifyd's domain. Message is safe to show a

@@ -8,6 +8,7 @@ package verify
 
 import (
 	"context"
+	"net/netip"
 	"time"
 )
 
@@ -49,6 +50,9 @@ type StartRequest struct {
 	To      string  // E.164, already normalised
 	Channel Channel // already checked against the allowed channels
 	Locale  string  // a Twilio Verify locale, or "" for the service default
+	// ClientIP is the address of the person asking (after trusted proxies),
+	// for per-client limits; the zero Addr when unknown.
+	ClientIP netip.Addr
 }
 
 // CheckRequest asks a backend whether a code is right. Exactly one of To and
@@ -57,6 +61,8 @@ type CheckRequest struct {
 	To   string // E.164, already normalised
 	SID  string // a verification SID ("VE" + 32 hex)
 	Code string // 4 to 10 digits
+	// ClientIP is as in StartRequest.
+	ClientIP netip.Addr
 }
 
 // Verification is what a backend answers to a start or a check.
