@@ -1,0 +1,237 @@
+package abuse
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+
+	"verifyd/server/verify"
+)
+
+// Limits are the ceilings the Guard enforces. A zero value turns that limit
+// off.
+type Limits struct {
+	PhoneCooldown        time.Duration // between two sends to one number
+	PhoneSendsPerHour    int           // sends to one number
+	IPSendsPerHour       int           // sends requested by one client
+	IPChecksPerHour      int           // code checks by one client, across all numbers
+	GlobalSendsPerMinute int           // every send: the brake when IPs and numbers rotate
+}
+
+// Config configures a Guard.
+type Config struct {
+	Next   verify.Verifier // required
+	Store  Store           // default: a MemoryStore
+	Limits Limits
+	// AllowedCountries are ISO 3166 alpha-2 codes; empty allows every
+	// country.
+	AllowedCountries []string
+	// FailOpenSends and FailOpenChecks say what happens while the Store is
+	// unreachable: let requests through (open) or refuse them (closed).
+	// Closed is the safe choice for sends, each of which costs money.
+	FailOpenSends, FailOpenChecks bool
+	// Exempt reports numbers that never cost anything (test numbers): they
+	// skip the per-number and global send limits, not the per-client ones.
+	Exempt func(e164 string) bool
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Guard is a verify.Verifier that refuses abuse before it reaches Next.
+type Guard struct {
+	cfg       Config
+	countries map[string]bool
+	degraded  atomic.Bool
+}
+
+var _ verify.Verifier = (*Guard)(nil)
+
+// The refusals, each limit with its own code so that operators (and the
+// metrics) can tell them apart.
+var (
+	ErrPhoneCooldown = &verify.Error{Kind: verify.KindTooMany, Code: "phone_cooldown",
+		Message: "A code was just sent to this number. Please wait before asking for another."}
+	ErrPhoneLimit = &verify.Error{Kind: verify.KindTooMany, Code: "phone_limit",
+		Message: "Too many codes were sent to this number. Please try again later."}
+	ErrIPSendLimit = &verify.Error{Kind: verify.KindTooMany, Code: "ip_send_limit",
+		Message: "Too many codes were requested from your network. Please try again later."}
+	ErrIPCheckLimit = &verify.Error{Kind: verify.KindTooMany, Code: "ip_check_limit",
+		Message: "Too many codes were tried from your network. Please try again later."}
+	ErrGlobalLimit = &verify.Error{Kind: verify.KindTooMany, Code: "global_send_limit",
+		Message: "We are receiving too many requests right now. Please try again in a minute."}
+	ErrCountryNotAllowed = &verify.Error{Kind: verify.KindForbidden, Code: "country_not_allowed",
+		Message: "We cannot send codes to phone numbers in this country."}
+	ErrNumberTypeNotAllowed = &verify.Error{Kind: verify.KindForbidden, Code: "number_type_not_allowed",
+		Message: "We cannot send text messages to this kind of number. Use a mobile number."}
+	ErrLimiterDown = &verify.Error{Kind: verify.KindDegraded, Code: "limiter_unavailable",
+		Message: "Verification is temporarily unavailable. Please try again in a moment."}
+)
+
+// smsRefusedTypes are the number types SMS pumping profits from, plus every
+// number phonenumbers cannot classify.
+var smsRefusedTypes = map[phonenumbers.PhoneNumberType]bool{
+	phonenumbers.PREMIUM_RATE:    true,
+	phonenumbers.SHARED_COST:     true,
+	phonenumbers.UAN:             true,
+	phonenumbers.PERSONAL_NUMBER: true,
+	phonenumbers.UNKNOWN:         true,
+}
+
+// NewGuard checks cfg and fills its defaults.
+func NewGuard(cfg Config) (*Guard, error) {
+	if cfg.Next == nil {
+		return nil, errors.New("abuse: Config.Next is required")
+	}
+	if cfg.Store == nil {
+		cfg.Store = NewMemoryStore()
+	}
+	if cfg.Exempt == nil {
+		cfg.Exempt = func(string) bool { return false }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	g := &Guard{cfg: cfg, countries: map[string]bool{}}
+	for _, c := range cfg.AllowedCountries {
+		c = strings.ToUpper(strings.TrimSpace(c))
+		if phonenumbers.GetCountryCodeForRegion(c) == 0 {
+			return nil, fmt.Errorf("abuse: unknown country %q", c)
+		}
+		g.countries[c] = true
+	}
+	return g, nil
+}
+
+// limitedRule pairs a rule with the refusal it gives.
+type limitedRule struct {
+	rule Rule
+	err  *verify.Error
+}
+
+// Start refuses a blocked destination (403) or a request over a limit (429,
+// with the wait) before anything reaches Next.
+func (g *Guard) Start(ctx context.Context, req verify.StartRequest) (verify.Verification, error) {
+	if err := g.checkDestination(req); err != nil {
+		return verify.Verification{}, err
+	}
+	l := g.cfg.Limits
+	var rules []limitedRule
+	if !g.cfg.Exempt(req.To) {
+		phone := "{verifyd}:rl:phone:" + hashKey(req.To)
+		rules = appendRule(rules, phone+":cooldown", 1, l.PhoneCooldown, ErrPhoneCooldown)
+		rules = appendRule(rules, phone+":hour", l.PhoneSendsPerHour, time.Hour, ErrPhoneLimit)
+		rules = appendRule(rules, "{verifyd}:rl:global:sends", l.GlobalSendsPerMinute, time.Minute, ErrGlobalLimit)
+	}
+	if req.ClientIP.IsValid() {
+		rules = appendRule(rules, "{verifyd}:rl:ip:"+req.ClientIP.String()+":sends", l.IPSendsPerHour, time.Hour, ErrIPSendLimit)
+	}
+	if err := g.allow(ctx, rules, g.cfg.FailOpenSends); err != nil {
+		return verify.Verification{}, err
+	}
+	return g.cfg.Next.Start(ctx, req)
+}
+
+// Check refuses a client over its check limit: guessing codes across many
+// numbers is abuse too.
+func (g *Guard) Check(ctx context.Context, req verify.CheckRequest) (verify.Verification, error) {
+	var rules []limitedRule
+	if req.ClientIP.IsValid() {
+		rules = appendRule(rules, "{verifyd}:rl:ip:"+req.ClientIP.String()+":checks", g.cfg.Limits.IPChecksPerHour, time.Hour, ErrIPCheckLimit)
+	}
+	if err := g.allow(ctx, rules, g.cfg.FailOpenChecks); err != nil {
+		return verify.Verification{}, err
+	}
+	return g.cfg.Next.Check(ctx, req)
+}
+
+// State answers "ok", or "degraded" while the Store is unreachable.
+func (g *Guard) State() string {
+	if g.degraded.Load() {
+		return "degraded"
+	}
+	return "ok"
+}
+
+func appendRule(rules []limitedRule, key string, limit int, window time.Duration, err *verify.Error) []limitedRule {
+	if limit <= 0 || window <= 0 {
+		return rules
+	}
+	return append(rules, limitedRule{Rule{Key: key, Limit: limit, Window: window}, err})
+}
+
+// checkDestination applies the country allowlist and, for SMS, the refused
+// number types. It decides from the number alone, with phonenumbers.
+func (g *Guard) checkDestination(req verify.StartRequest) error {
+	num, err := phonenumbers.Parse(req.To, "")
+	if err != nil {
+		return verify.ErrInvalidPhone.With(err, 0)
+	}
+	region := phonenumbers.GetRegionCodeForNumber(num)
+	if len(g.countries) > 0 && !g.countries[region] {
+		return ErrCountryNotAllowed.With(fmt.Errorf("destination country %q", region), 0)
+	}
+	if req.Channel == verify.ChannelSMS && !g.cfg.Exempt(req.To) {
+		if t := phonenumbers.GetNumberType(num); smsRefusedTypes[t] {
+			return ErrNumberTypeNotAllowed.With(fmt.Errorf("number type %d in %q", t, region), 0)
+		}
+	}
+	return nil
+}
+
+// allow asks the Store, and handles its outage: logged once when it starts
+// and once when it ends, and answered open or closed as configured.
+func (g *Guard) allow(ctx context.Context, rules []limitedRule, failOpen bool) error {
+	if len(rules) == 0 {
+		return nil
+	}
+	rs := make([]Rule, len(rules))
+	for i, r := range rules {
+		rs[i] = r.rule
+	}
+	d, err := g.cfg.Store.Allow(ctx, g.cfg.Now(), rs)
+	if err != nil {
+		if ctx.Err() != nil {
+			return verify.ErrClientGone.With(err, 0)
+		}
+		if g.degraded.CompareAndSwap(false, true) {
+			g.cfg.Logger.Error("abuse limiter store unreachable", "err", err,
+				"sends", failMode(g.cfg.FailOpenSends), "checks", failMode(g.cfg.FailOpenChecks))
+		}
+		if failOpen {
+			return nil
+		}
+		return ErrLimiterDown.With(err, 0)
+	}
+	if g.degraded.CompareAndSwap(true, false) {
+		g.cfg.Logger.Info("abuse limiter store reachable again")
+	}
+	if !d.Allowed {
+		return rules[d.Rule].err.With(nil, d.RetryAfter)
+	}
+	return nil
+}
+
+func failMode(open bool) string {
+	if open {
+		return "allowed (fail open)"
+	}
+	return "refused (fail closed)"
+}
+
+// hashKey keeps phone numbers out of the store's keys: a Redis shared by
+// several services should not hold a list of everyone's numbers.
+func hashKey(s string) string {
+	sum := sha256.Sum256([]byte("verifyd-limit:" + s))
+	return hex.EncodeToString(sum[:12])
+}

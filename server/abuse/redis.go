@@ -1,0 +1,107 @@
+package abuse
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// allowScript is one atomic decision over sliding-window logs kept in sorted
+// sets (score: the event's time in ms). KEYS are the rules' keys; ARGV[1] is
+// now in ms, ARGV[2] a unique member for this event, then limit and window
+// (ms) for each key. It answers {0, 0} when it recorded the event, or
+// {i, wait_ms} naming the rule (1-based) that frees up last.
+//
+// The time comes from the caller, not from Redis TIME, so tests can inject a
+// clock; instances behind one Redis must keep their clocks in sync (NTP).
+const allowScript = `
+local now = tonumber(ARGV[1])
+local refused, worst = 0, -1
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[1 + 2*i])
+  local window = tonumber(ARGV[2 + 2*i])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  local count = redis.call('ZCARD', KEYS[i])
+  if count >= limit then
+    local at = redis.call('ZRANGE', KEYS[i], count - limit, count - limit, 'WITHSCORES')
+    local wait = tonumber(at[2]) + window - now
+    if wait > worst then refused, worst = i, wait end
+  end
+end
+if refused > 0 then return {refused, worst} end
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], now, ARGV[2])
+  redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2 + 2*i]))
+end
+return {0, 0}
+`
+
+// Timeouts for Redis when its URL sets none: a limiter that stalls every
+// request for go-redis's multi-second defaults during an outage is worse
+// than one that decides quickly that Redis is gone.
+const (
+	redisDialTimeout = time.Second
+	redisIOTimeout   = 500 * time.Millisecond
+)
+
+// RedisStore keeps counters in Redis, shared by every instance that uses the
+// same server, and kept across restarts.
+type RedisStore struct {
+	client *redis.Client
+	script *redis.Script
+}
+
+// NewRedisStore connects lazily to the server at url
+// (redis://[:password@]host:port/db or rediss:// for TLS).
+func NewRedisStore(url string) (*RedisStore, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse redis url: %w", err)
+	}
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = redisDialTimeout
+	}
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = redisIOTimeout
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = redisIOTimeout
+	}
+	// One retry at most: the decision is on a request's critical path.
+	opts.MaxRetries = 1
+	return &RedisStore{client: redis.NewClient(opts), script: redis.NewScript(allowScript)}, nil
+}
+
+// Allow implements Store with one Lua script, so the decision is atomic
+// across every instance.
+func (s *RedisStore) Allow(ctx context.Context, now time.Time, rules []Rule) (Decision, error) {
+	keys := make([]string, len(rules))
+	args := make([]any, 0, 2+2*len(rules))
+	args = append(args, now.UnixMilli(), now.Format("20060102T150405.000000000")+"-"+rand.Text())
+	for i, r := range rules {
+		keys[i] = r.Key
+		args = append(args, r.Limit, r.Window.Milliseconds())
+	}
+	res, err := s.script.Run(ctx, s.client, keys, args...).Int64Slice()
+	if err != nil {
+		return Decision{}, fmt.Errorf("redis limit script: %w", err)
+	}
+	if len(res) != 2 {
+		return Decision{}, fmt.Errorf("redis limit script answered %v", res)
+	}
+	if res[0] == 0 {
+		return Decision{Allowed: true}, nil
+	}
+	return Decision{Rule: int(res[0]) - 1, RetryAfter: time.Duration(res[1]) * time.Millisecond}, nil
+}
+
+// Ping checks that Redis answers, for readiness.
+func (s *RedisStore) Ping(ctx context.Context) error {
+	return s.client.Ping(ctx).Err()
+}
+
+// Close closes the connections.
+func (s *RedisStore) Close() error { return s.client.Close() }
