@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"regexp"
@@ -12,7 +13,10 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/nyaruka/phonenumbers"
+	"github.com/redis/go-redis/v9"
 
+	"verifyd/server/abuse"
 	"verifyd/server/verify"
 	"verifyd/server/verify/engine"
 )
@@ -43,6 +47,19 @@ type config struct {
 	TwilioMaxConns       int           `env:"TWILIO_MAX_CONNS" envDefault:"256"`
 
 	DevCodeSecret secret `env:"DEV_CODE_SECRET"`
+
+	TrustedProxies         []string      `env:"TRUSTED_PROXIES"`
+	RedisURL               secret        `env:"REDIS_URL"`
+	LimitPhoneCooldown     time.Duration `env:"LIMIT_PHONE_COOLDOWN" envDefault:"30s"`
+	LimitPhoneSendsPerHour int           `env:"LIMIT_PHONE_SENDS_PER_HOUR" envDefault:"5"`
+	LimitIPSendsPerHour    int           `env:"LIMIT_IP_SENDS_PER_HOUR" envDefault:"20"`
+	LimitIPChecksPerHour   int           `env:"LIMIT_IP_CHECKS_PER_HOUR" envDefault:"60"`
+	LimitGlobalSendsPerMin int           `env:"LIMIT_GLOBAL_SENDS_PER_MINUTE" envDefault:"60"`
+	LimitFailOpenSends     bool          `env:"LIMIT_FAIL_OPEN_SENDS" envDefault:"false"`
+	LimitFailOpenChecks    bool          `env:"LIMIT_FAIL_OPEN_CHECKS" envDefault:"true"`
+	AllowedCountries       []string      `env:"ALLOWED_COUNTRIES"`
+	TestNumbers            secret        `env:"TEST_NUMBERS"`
+	AllowTestNumbersInProd bool          `env:"ALLOW_TEST_NUMBERS_IN_PRODUCTION" envDefault:"false"`
 }
 
 // Backend names.
@@ -153,6 +170,7 @@ func (c *config) check(vars map[string]string) []string {
 	if c.ShutdownTimeout <= 0 {
 		bad("SHUTDOWN_TIMEOUT", "must be positive")
 	}
+	p = append(p, c.checkAbuse()...)
 
 	if c.Backend == "" {
 		c.Backend = backendDev
@@ -259,4 +277,71 @@ func secretBytes(s secret) []byte {
 		return nil
 	}
 	return []byte(s)
+}
+
+// checkAbuse validates the abuse-protection settings (see server/abuse).
+func (c *config) checkAbuse() []string {
+	var p []string
+	bad := func(name, format string, args ...any) {
+		p = append(p, name+": "+fmt.Sprintf(format, args...))
+	}
+	if _, err := c.trustedProxies(); err != nil {
+		bad("TRUSTED_PROXIES", "%v", err)
+	}
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(string(c.RedisURL)); err != nil {
+			// The parser's error may quote the URL, password and all.
+			bad("REDIS_URL", "must be a redis:// or rediss:// URL")
+		}
+	}
+	if c.LimitPhoneCooldown < 0 {
+		bad("LIMIT_PHONE_COOLDOWN", "must not be negative")
+	}
+	for name, v := range map[string]int{
+		"LIMIT_PHONE_SENDS_PER_HOUR":    c.LimitPhoneSendsPerHour,
+		"LIMIT_IP_SENDS_PER_HOUR":       c.LimitIPSendsPerHour,
+		"LIMIT_IP_CHECKS_PER_HOUR":      c.LimitIPChecksPerHour,
+		"LIMIT_GLOBAL_SENDS_PER_MINUTE": c.LimitGlobalSendsPerMin,
+	} {
+		if v < 0 {
+			bad(name, "must not be negative (0 turns the limit off)")
+		}
+	}
+	for _, cc := range c.AllowedCountries {
+		if phonenumbers.GetCountryCodeForRegion(strings.ToUpper(strings.TrimSpace(cc))) == 0 {
+			bad("ALLOWED_COUNTRIES", "%q is not an ISO 3166 alpha-2 country code", cc)
+		}
+	}
+	if c.TestNumbers != "" {
+		phones, _ := verify.NewPhoneParser(c.DefaultRegion)
+		if _, err := abuse.ParseTestNumbers(string(c.TestNumbers), phones); err != nil {
+			bad("TEST_NUMBERS", "%v (want +15005550006:123456,...)", err)
+		}
+		if c.AppEnv == "production" && !c.AllowTestNumbersInProd {
+			bad("TEST_NUMBERS", "test numbers have fixed codes anyone could guess; they are refused with "+
+				"APP_ENV=production unless ALLOW_TEST_NUMBERS_IN_PRODUCTION=true")
+		}
+	}
+	return p
+}
+
+// trustedProxies parses TRUSTED_PROXIES: CIDRs, or bare addresses.
+func (c *config) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", s)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

@@ -78,6 +78,10 @@ func TestLoadConfigNamesEveryBadVariable(t *testing.T) {
 			"TWILIO_AUTH_TOKEN=hunter2!secret"}, []string{"TWILIO_AUTH_TOKEN"}},
 		{"bad sids", []string{"TWILIO_ACCOUNT_SID=AC123", "TWILIO_AUTH_TOKEN=abc", "TWILIO_VERIFY_SERVICE_SID=VE0123456789abcdef0123456789abcdef"},
 			[]string{"TWILIO_ACCOUNT_SID", "TWILIO_VERIFY_SERVICE_SID"}},
+		{"abuse settings", []string{"TRUSTED_PROXIES=10.0.0.0/8,proxy.internal", "REDIS_URL=http://:hunter2@cache:6379",
+			"LIMIT_IP_SENDS_PER_HOUR=-1", "LIMIT_PHONE_COOLDOWN=-5s", "ALLOWED_COUNTRIES=US,XX", "TEST_NUMBERS=+15005550006"},
+			[]string{"TRUSTED_PROXIES", "REDIS_URL", "LIMIT_IP_SENDS_PER_HOUR", "LIMIT_PHONE_COOLDOWN", "ALLOWED_COUNTRIES", "TEST_NUMBERS"}},
+		{"test numbers in production", twilioEnv("APP_ENV=production", "TEST_NUMBERS=+15005550006:123456"), []string{"TEST_NUMBERS"}},
 		{"short dev secret", []string{"DEV_CODE_SECRET=short"}, []string{"DEV_CODE_SECRET"}},
 		{"origin with path", []string{"CORS_ALLOWED_ORIGINS=https://app.example.com/login"}, []string{"CORS_ALLOWED_ORIGINS"}},
 	}
@@ -116,5 +120,20 @@ func TestSecretsDoNotPrint(t *testing.T) {
 	}
 	if s := strings.Join([]string{cfg.TwilioAuthToken.String(), cfg.TwilioAuthToken.LogValue().String()}, " "); strings.Contains(s, testToken) {
 		t.Errorf("secret prints as %q", s)
+	}
+}
+
+func TestLoadConfigAbuse(t *testing.T) {
+	cfg, err := loadConfig(twilioEnv("APP_ENV=production", "TEST_NUMBERS=+15005550006:123456",
+		"ALLOW_TEST_NUMBERS_IN_PRODUCTION=true", "TRUSTED_PROXIES=10.0.0.0/8, 192.0.2.7", "REDIS_URL=redis://:pw@127.0.0.1:6379/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cfg.trustedProxies()
+	if err != nil || len(got) != 2 || got[0].String() != "10.0.0.0/8" || got[1].String() != "192.0.2.7/32" {
+		t.Errorf("trustedProxies = %v, %v", got, err)
+	}
+	if !cfg.LimitFailOpenChecks || cfg.LimitFailOpenSends || cfg.LimitPhoneCooldown.Seconds() != 30 {
+		t.Errorf("abuse defaults = %+v", cfg)
 	}
 }

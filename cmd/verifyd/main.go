@@ -76,11 +76,21 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	}
 	defer closeVerifier()
 
-	phones, _ := verify.NewPhoneParser(cfg.DefaultRegion) // checked by loadConfig
+	// Checked by loadConfig.
+	phones, _ := verify.NewPhoneParser(cfg.DefaultRegion)
 	channels, _ := verify.ParseChannels(cfg.AllowedChannels)
+	trusted, _ := cfg.trustedProxies()
+
+	g, err := newGuarded(cfg, logger, verifier, phones)
+	if err != nil {
+		return err
+	}
+	defer g.close()
 	handler := server.NewHandler(server.Config{
 		Logger:             logger,
-		Verifier:           verifier,
+		Verifier:           g.verifier,
+		TrustedProxies:     trusted,
+		LimiterState:       g.guard.State,
 		Phones:             phones,
 		Channels:           channels,
 		Locales:            verify.NewLocales(),

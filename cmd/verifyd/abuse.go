@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/redis/go-redis/v9"
+
+	"verifyd/server/abuse"
+	"verifyd/server/verify"
+)
+
+// guarded is the backend behind the abuse protections, and what to close.
+type guarded struct {
+	verifier verify.Verifier
+	guard    *abuse.Guard
+	redis    *abuse.RedisStore // nil without REDIS_URL
+}
+
+func (g guarded) close() {
+	if g.redis != nil {
+		g.redis.Close()
+	}
+}
+
+// newGuarded wraps backend: test numbers are answered locally, and every
+// request passes the abuse guard first (its counters in Redis when
+// REDIS_URL is set, in memory otherwise).
+func newGuarded(cfg config, logger *slog.Logger, backend verify.Verifier, phones verify.PhoneParser) (guarded, error) {
+	var g guarded
+	next, exempt := backend, func(string) bool { return false }
+	if cfg.TestNumbers != "" {
+		codes, err := abuse.ParseTestNumbers(string(cfg.TestNumbers), phones) // checked by loadConfig
+		if err != nil {
+			return g, err
+		}
+		tn := abuse.NewTestNumbers(backend, codes)
+		next, exempt = tn, tn.Exempt
+		logger.Warn("test numbers configured: they answer fixed codes and never reach the backend", "count", len(codes))
+	}
+
+	var store abuse.Store = abuse.NewMemoryStore()
+	if cfg.RedisURL != "" {
+		rs, err := abuse.NewRedisStore(string(cfg.RedisURL))
+		if err != nil {
+			return g, fmt.Errorf("redis: %w", err)
+		}
+		// go-redis logs every failed dial on its own; the guard logs an
+		// outage once, so its lines go to debug.
+		redis.SetLogger(redisLogger{logger})
+		store, g.redis = rs, rs
+	}
+	guard, err := abuse.NewGuard(abuse.Config{
+		Next:  next,
+		Store: store,
+		Limits: abuse.Limits{
+			PhoneCooldown:        cfg.LimitPhoneCooldown,
+			PhoneSendsPerHour:    cfg.LimitPhoneSendsPerHour,
+			IPSendsPerHour:       cfg.LimitIPSendsPerHour,
+			IPChecksPerHour:      cfg.LimitIPChecksPerHour,
+			GlobalSendsPerMinute: cfg.LimitGlobalSendsPerMin,
+		},
+		AllowedCountries: cfg.AllowedCountries,
+		FailOpenSends:    cfg.LimitFailOpenSends,
+		FailOpenChecks:   cfg.LimitFailOpenChecks,
+		Exempt:           exempt,
+		Logger:           logger,
+	})
+	if err != nil {
+		g.close()
+		return g, err
+	}
+	g.verifier, g.guard = guard, guard
+	return g, nil
+}
+
+// redisLogger sends go-redis's own messages to debug.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}

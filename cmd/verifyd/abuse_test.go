@@ -1,0 +1,122 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"verifyd/server/abuse/redistest"
+	"verifyd/server/verify/twilioverify/twiliotest"
+)
+
+func (in *instance) health(t *testing.T) map[string]any {
+	t.Helper()
+	resp, err := http.Get(in.url + "/health")
+	if err != nil {
+		t.Fatalf("GET /health: %v", err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /health = %d, %v", resp.StatusCode, err)
+	}
+	return m
+}
+
+// TestSharedLimitsThroughRedis runs two instances against one redis-server
+// and one Twilio stand-in: they enforce one limit between them, a restarted
+// instance remembers it, and when Redis dies sends fail closed and checks
+// fail open, without a crash.
+func TestSharedLimitsThroughRedis(t *testing.T) {
+	redisSrv := redistest.Start(t)
+	standin := twiliotest.NewServer(twiliotest.Options{})
+	defer standin.Close()
+	env := standinEnv(standin, "REDIS_URL="+redisSrv.URL, "LIMIT_PHONE_COOLDOWN=0s", "LIMIT_PHONE_SENDS_PER_HOUR=3")
+	a, b := startRun(t, env), startRun(t, env)
+
+	body := `{"phoneNumber":"` + e2eNumber + `"}`
+	for i, in := range []*instance{a, b, a} {
+		if status, got := in.post(t, "/api/request-otp", body); status != 200 {
+			t.Fatalf("send %d = %d %v, want 200", i+1, status, got)
+		}
+	}
+	status, got := b.post(t, "/api/request-otp", body)
+	if status != 429 || got["code"] != "phone_limit" || got["retryAfter"] == nil {
+		t.Fatalf("4th send, on the other instance = %d %v, want 429 phone_limit with retryAfter", status, got)
+	}
+	if n := standin.Requests(); n != 3 {
+		t.Errorf("the stand-in saw %d sends, want 3", n)
+	}
+
+	a.stop(t)
+	a = startRun(t, env)
+	if status, got := a.post(t, "/api/request-otp", body); status != 429 || got["code"] != "phone_limit" {
+		t.Errorf("send after a restart = %d %v, want 429 phone_limit", status, got)
+	}
+	if h := a.health(t); h["limiter"] != "ok" {
+		t.Errorf("health before the outage = %v", h)
+	}
+
+	redisSrv.Stop()
+	if status, got := a.post(t, "/api/request-otp", `{"phoneNumber":"+14155552672"}`); status != 503 || got["code"] != "limiter_unavailable" {
+		t.Errorf("send with Redis down = %d %v, want 503 limiter_unavailable (fail closed)", status, got)
+	}
+	code, _ := standin.Code(e2eNumber)
+	if status, got := a.post(t, "/api/verify-otp", `{"phoneNumber":"`+e2eNumber+`","code":"`+code+`"}`); status != 200 {
+		t.Errorf("check with Redis down = %d %v, want 200 (fail open)", status, got)
+	}
+	if h := a.health(t); h["status"] != "UP" || h["limiter"] != "degraded" {
+		t.Errorf("health during the outage = %v, want UP with the limiter degraded", h)
+	}
+	if n := standin.Requests(); n != 4 {
+		t.Errorf("the stand-in saw %d requests, want 3 sends and 1 check", n)
+	}
+	a.stop(t)
+	var outages int
+	for _, l := range a.logs.logLines(t) {
+		if l["msg"] == "abuse limiter store unreachable" {
+			outages++
+		}
+	}
+	if outages != 1 {
+		t.Errorf("the outage was logged %d times, want once", outages)
+	}
+}
+
+// TestBlockedDestinationsNeverReachTwilio counts the stand-in's requests.
+func TestBlockedDestinationsNeverReachTwilio(t *testing.T) {
+	standin := twiliotest.NewServer(twiliotest.Options{})
+	defer standin.Close()
+	in := startRun(t, standinEnv(standin, "ALLOWED_COUNTRIES=US,GB",
+		"TEST_NUMBERS=+15005550006:424242", "LIMIT_PHONE_COOLDOWN=1h"))
+	tests := []struct {
+		number     string
+		wantStatus int
+		wantCode   string
+	}{
+		{"+33612345678", 403, "country_not_allowed"},      // a French mobile
+		{"+449090901234", 403, "number_type_not_allowed"}, // UK premium rate
+		{"+447400123456", 200, ""},                        // UK mobile
+		{"+447400123456", 429, "phone_cooldown"},
+	}
+	for _, tt := range tests {
+		status, got := in.post(t, "/api/request-otp", `{"phoneNumber":"`+tt.number+`"}`)
+		if status != tt.wantStatus || (tt.wantCode != "" && got["code"] != tt.wantCode) {
+			t.Errorf("send to %s = %d %v, want %d %s", tt.number, status, got, tt.wantStatus, tt.wantCode)
+		}
+	}
+	// Test numbers are answered locally and skip the cooldown.
+	for range 2 {
+		if status, got := in.post(t, "/api/request-otp", `{"phoneNumber":"+15005550006"}`); status != 200 {
+			t.Errorf("send to the test number = %d %v", status, got)
+		}
+	}
+	if status, got := in.post(t, "/api/verify-otp", `{"phoneNumber":"+15005550006","code":"424242"}`); status != 200 || got["verified"] != true {
+		t.Errorf("check of the test number = %d %v", status, got)
+	}
+	if n := standin.Requests(); n != 1 {
+		t.Errorf("the stand-in saw %d requests, want only the UK mobile's send", n)
+	}
+	in.stop(t)
+	checkLogsClean(t, in.logs, []string{"424242"}, nil, nil)
+}
