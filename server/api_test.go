@@ -280,6 +280,9 @@ func TestErrorMapping(t *testing.T) {
 	for _, tt := range tests {
 		e := verify.AsError(tt.err)
 		for _, path := range []string{"/api/request-otp", "/api/verify-otp"} {
+			if e.Kind == verify.KindGone && path == "/api/request-otp" {
+				continue // a start names no verification that could be gone
+			}
 			t.Run(e.Code+path, func(t *testing.T) {
 				v := &recordingVerifier{
 					startFn: func(verify.StartRequest) (verify.Verification, error) { return verify.Verification{}, tt.err },

@@ -89,7 +89,7 @@ func newTestHandler(t *testing.T, v verify.Verifier, o handlerOpts) http.Handler
 	if o.logs == nil {
 		o.logs = io.Discard
 	}
-	return server.NewHandler(server.Config{
+	return conforming{t: t, next: server.NewHandler(server.Config{
 		Logger:             slog.New(slog.NewJSONHandler(o.logs, nil)),
 		Verifier:           v,
 		Phones:             phones,
@@ -100,7 +100,7 @@ func newTestHandler(t *testing.T, v verify.Verifier, o handlerOpts) http.Handler
 		Web:                fstest.MapFS{"templates/index.html": {Data: []byte("<p>hi</p>")}},
 		Static:             fstest.MapFS{"style.css": {Data: []byte("p{}")}},
 		Now:                func() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) },
-	})
+	})}
 }
 
 func postJSON(h http.Handler, path, body string, headers ...string) *httptest.ResponseRecorder {

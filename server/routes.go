@@ -7,6 +7,16 @@ import (
 // addRoutes lists verifyd's whole URL surface.
 func addRoutes(e *echo.Echo, cfg Config) {
 	e.GET("/health", handleHealth(cfg.Now, cfg.LimiterState))
+	e.GET("/healthz", handleHealthz)
+	checks := make([]*cachedCheck, len(cfg.Readiness))
+	for i, c := range cfg.Readiness {
+		checks[i] = &cachedCheck{Check: c, ttl: cfg.ReadinessTTL, now: cfg.Now}
+	}
+	e.GET("/readyz", handleReadyz(checks, cfg.ReadinessTimeout))
+	if cfg.MetricsHandler != nil {
+		e.GET("/metrics", echo.WrapHandler(cfg.MetricsHandler))
+	}
+	e.GET("/openapi.yaml", handleOpenAPI)
 
 	// Route-level middleware, not a group's: an echo group with middleware
 	// catches every path under it and answers 404 where 405 is right.

@@ -35,6 +35,16 @@ type Config struct {
 	// LimiterState, when set, reports the abuse limiter's state in /health
 	// ("ok", or "degraded" while its store is unreachable).
 	LimiterState func() string
+	// Readiness lists what /readyz checks. Each check runs at most once per
+	// ReadinessTTL (default 10s) however often probes come, and a probe
+	// waits at most ReadinessTimeout (default 2s).
+	Readiness                      []Check
+	ReadinessTTL, ReadinessTimeout time.Duration
+	// Metrics, when set, counts requests; MetricsHandler, when set, serves
+	// /metrics on this handler (cmd serves it on METRICS_ADDR instead when
+	// that is configured).
+	Metrics        *Metrics
+	MetricsHandler http.Handler
 	// Web holds the page templates, Static the assets (see packages web and
 	// static); tests may pass an fstest.MapFS.
 	Web, Static fs.FS
@@ -50,12 +60,24 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.ReadinessTTL <= 0 {
+		cfg.ReadinessTTL = defaultReadinessTTL
+	}
+	if cfg.ReadinessTimeout <= 0 {
+		cfg.ReadinessTimeout = defaultReadinessTimeout
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
 
-	e.Use(requestID, accessLog(cfg.Logger), recoverPanics, securityHeaders)
+	e.Use(requestID)
+	if cfg.Metrics != nil {
+		// Outside the access log, which renders errors: the status is final
+		// by the time this middleware reads it.
+		e.Use(cfg.Metrics.middleware)
+	}
+	e.Use(accessLog(cfg.Logger), recoverPanics, securityHeaders)
 	addRoutes(e, cfg)
 
 	if len(cfg.CORSAllowedOrigins) == 0 {

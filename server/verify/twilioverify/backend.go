@@ -77,6 +77,18 @@ type Config struct {
 
 	// TLSConfig is the client TLS configuration; nil uses the system roots.
 	TLSConfig *tls.Config
+
+	// Observe, when set, is told of every HTTP attempt to Twilio, retries
+	// included, for metrics. It must be quick and safe for concurrent use.
+	Observe func(Attempt)
+}
+
+// Attempt is one HTTP exchange with Twilio, as Config.Observe sees it.
+type Attempt struct {
+	Operation  string        // "start", "check" or "fetch_service"
+	Result     string        // "ok", or the verify error code it maps to
+	TwilioCode int           // Twilio's error code, 0 if none
+	Duration   time.Duration // from the request to the parsed answer
 }
 
 // LogValue logs the configuration without the secret.

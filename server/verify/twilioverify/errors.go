@@ -58,6 +58,17 @@ var twilioCodes = map[int]*verify.Error{
 // caller's context, ctx the one with our deadline. The cause keeps Twilio's
 // code and message for the log; neither the SDK's errors nor ours carry
 // credentials (they travel in a header, and BaseURL may not hold userinfo).
+// metricName is the operation's label in metrics.
+func (o operation) metricName() string {
+	switch o {
+	case opStart:
+		return "start"
+	case opCheck:
+		return "check"
+	}
+	return "fetch_service"
+}
+
 func classify(op operation, err error, c *call, parent, ctx context.Context) error {
 	var te *client.TwilioRestError
 	if errors.As(err, &te) {

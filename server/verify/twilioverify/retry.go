@@ -9,6 +9,8 @@ import (
 
 	"github.com/twilio/twilio-go/client"
 	openapi "github.com/twilio/twilio-go/rest/verify/v2"
+
+	"verifyd/server/verify"
 )
 
 const (
@@ -33,7 +35,9 @@ func (b *Backend) do(parent context.Context, op operation, fn func(*openapi.ApiS
 	}
 	for attempt := 0; ; attempt++ {
 		c := &call{ctx: ctx, base: b.base, next: b.transport}
+		began := time.Now()
 		err := fn(b.api(c))
+		b.observe(op, err, c, parent, ctx, time.Since(began))
 		if err == nil {
 			return nil
 		}
@@ -82,4 +86,20 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// observe reports one attempt to Config.Observe.
+func (b *Backend) observe(op operation, err error, c *call, parent, ctx context.Context, d time.Duration) {
+	if b.cfg.Observe == nil {
+		return
+	}
+	a := Attempt{Operation: op.metricName(), Result: "ok", Duration: d}
+	if err != nil {
+		a.Result = verify.AsError(classify(op, err, c, parent, ctx)).Code
+		var te *client.TwilioRestError
+		if errors.As(err, &te) {
+			a.TwilioCode = te.Code
+		}
+	}
+	b.cfg.Observe(a)
 }

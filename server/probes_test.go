@@ -1,0 +1,127 @@
+package server_test
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"verifyd/server"
+	"verifyd/server/verify"
+	"verifyd/server/verify/twilioverify"
+	"verifyd/server/verify/twilioverify/twiliotest"
+)
+
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) Advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
+
+func newTwilioBackend(t *testing.T, standin *twiliotest.Server, timeout time.Duration, observe func(twilioverify.Attempt)) *twilioverify.Backend {
+	t.Helper()
+	b, err := twilioverify.New(twilioverify.Config{
+		AccountSID: standin.AccountSID(), Username: standin.AccountSID(), Password: standin.AuthToken(),
+		ServiceSID: standin.ServiceSID(), BaseURL: standin.URL(), RequestTimeout: timeout, Observe: observe,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// probeBurst sends n concurrent GET /readyz and answers their statuses and
+// the last body.
+func probeBurst(h http.Handler, n int) (statuses map[int]int, body map[string]any) {
+	statuses = map[int]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+			mu.Lock()
+			defer mu.Unlock()
+			statuses[rec.Code]++
+			body = nil
+			json.Unmarshal(rec.Body.Bytes(), &body)
+		})
+	}
+	wg.Wait()
+	return statuses, body
+}
+
+func twilioCheck(body map[string]any) map[string]any {
+	checks, _ := body["checks"].(map[string]any)
+	c, _ := checks["twilio"].(map[string]any)
+	return c
+}
+
+// TestReadiness flips /readyz with the stand-in's health, and shows a burst
+// of probes costs at most one upstream call per cache interval.
+func TestReadiness(t *testing.T) {
+	standin := twiliotest.NewServer(twiliotest.Options{})
+	defer standin.Close()
+	backend := newTwilioBackend(t, standin, 300*time.Millisecond, nil)
+	clk := &testClock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	h := server.NewHandler(server.Config{
+		Logger: slog.New(slog.DiscardHandler), Verifier: &recordingVerifier{}, Locales: verify.NewLocales(),
+		Channels: verify.Channels{verify.ChannelSMS}, Web: fstest.MapFS{"templates/index.html": {}}, Static: fstest.MapFS{},
+		Readiness:    []server.Check{{Name: "twilio", Probe: backend.Ping}},
+		ReadinessTTL: 10 * time.Second, ReadinessTimeout: 100 * time.Millisecond, Now: clk.Now,
+	})
+	h = conforming{t: t, next: h}
+
+	steps := []struct {
+		name       string
+		failure    *twiliotest.Failure
+		advance    time.Duration
+		wantStatus int
+		wantError  string
+		wantCalls  int64 // upstream requests so far
+	}{
+		{"healthy", nil, 0, 200, "", 1},
+		{"cached within the interval", &twiliotest.Failure{Status: 401, Code: 20003, Message: "Authenticate"}, 9 * time.Second, 200, "", 1},
+		{"credentials rejected", &twiliotest.Failure{Status: 401, Code: 20003, Message: "Authenticate"}, time.Second, 503, "upstream_misconfigured", 2},
+		{"stops answering", &twiliotest.Failure{Hang: true}, 10 * time.Second, 503, "", 3},
+		{"recovers", nil, 10 * time.Second, 200, "", 4},
+	}
+	for _, st := range steps {
+		standin.SetFailure(twiliotest.AnyRequest, st.failure) // nil: healthy
+		clk.Advance(st.advance)
+		statuses, body := probeBurst(h, 50)
+		if statuses[st.wantStatus] != 50 {
+			t.Errorf("%s: 50 probes answered %v, want all %d (%v)", st.name, statuses, st.wantStatus, body)
+		}
+		if st.wantError != "" && twilioCheck(body)["error"] != st.wantError {
+			t.Errorf("%s: twilio check = %v, want error %s", st.name, twilioCheck(body), st.wantError)
+		}
+		if got := standin.Requests(); got != st.wantCalls {
+			t.Errorf("%s: the stand-in saw %d requests, want %d", st.name, got, st.wantCalls)
+		}
+		if st.name == "stops answering" {
+			// The probes gave up at their 100ms deadline; the one check in
+			// flight ends at the backend's own 300ms deadline.
+			waitFor(t, "the hanging check to end", func() bool {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+				var b map[string]any
+				json.Unmarshal(rec.Body.Bytes(), &b)
+				return twilioCheck(b)["error"] == "upstream_timeout"
+			})
+		}
+	}
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	if rec.Code != 200 {
+		t.Errorf("GET /healthz = %d", rec.Code)
+	}
+}
