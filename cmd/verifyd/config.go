@@ -48,6 +48,12 @@ type config struct {
 
 	DevCodeSecret secret `env:"DEV_CODE_SECRET"`
 
+	MetricsAddr       string        `env:"METRICS_ADDR"`
+	ReadinessCacheTTL time.Duration `env:"READINESS_CACHE_TTL" envDefault:"10s"`
+	ReadinessTimeout  time.Duration `env:"READINESS_TIMEOUT" envDefault:"2s"`
+	TLSCertFile       string        `env:"TLS_CERT_FILE"`
+	TLSKeyFile        string        `env:"TLS_KEY_FILE"`
+
 	TrustedProxies         []string      `env:"TRUSTED_PROXIES"`
 	RedisURL               secret        `env:"REDIS_URL"`
 	LimitPhoneCooldown     time.Duration `env:"LIMIT_PHONE_COOLDOWN" envDefault:"30s"`
@@ -171,6 +177,7 @@ func (c *config) check(vars map[string]string) []string {
 		bad("SHUTDOWN_TIMEOUT", "must be positive")
 	}
 	p = append(p, c.checkAbuse()...)
+	p = append(p, c.checkServing()...)
 
 	if c.Backend == "" {
 		c.Backend = backendDev
@@ -344,4 +351,27 @@ func (c *config) trustedProxies() ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
+}
+
+// checkServing validates probes, metrics and TLS settings.
+func (c *config) checkServing() []string {
+	var p []string
+	bad := func(name, format string, args ...any) {
+		p = append(p, name+": "+fmt.Sprintf(format, args...))
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("METRICS_ADDR", "must be host:port such as 127.0.0.1:9090, not %q", c.MetricsAddr)
+		}
+	}
+	if c.ReadinessCacheTTL <= 0 {
+		bad("READINESS_CACHE_TTL", "must be positive")
+	}
+	if c.ReadinessTimeout <= 0 {
+		bad("READINESS_TIMEOUT", "must be positive")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("TLS_CERT_FILE", "TLS_CERT_FILE and TLS_KEY_FILE go together")
+	}
+	return p
 }

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,10 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"verifyd/server"
 	"verifyd/server/verify"
@@ -56,7 +61,11 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	flags := flag.NewFlagSet("verifyd", flag.ContinueOnError)
 	flags.SetOutput(stdout)
 	showVersion := flags.Bool("version", false, "print the version and exit")
+	healthcheck := flags.Bool("healthcheck", false, "ask the verifyd on this machine's PORT for /healthz and exit 0 if it is up (for container health checks)")
 	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -help printed the usage: not a failure
+		}
 		return err
 	}
 	if *showVersion {
@@ -68,27 +77,38 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *healthcheck {
+		return checkHealth(ctx, cfg)
+	}
 	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
-	verifier, closeVerifier, err := newVerifier(cfg, logger)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := server.NewMetrics(reg)
+
+	b, err := newBackend(cfg, logger, metrics)
 	if err != nil {
 		return err
 	}
-	defer closeVerifier()
+	defer b.close()
 
 	// Checked by loadConfig.
 	phones, _ := verify.NewPhoneParser(cfg.DefaultRegion)
 	channels, _ := verify.ParseChannels(cfg.AllowedChannels)
 	trusted, _ := cfg.trustedProxies()
 
-	g, err := newGuarded(cfg, logger, verifier, phones)
+	g, err := newGuarded(cfg, logger, b.verifier, phones)
 	if err != nil {
 		return err
 	}
 	defer g.close()
-	handler := server.NewHandler(server.Config{
+	readiness := b.checks
+	if g.redis != nil {
+		readiness = append(readiness, server.Check{Name: "redis", Probe: g.redis.Ping})
+	}
+	scfg := server.Config{
 		Logger:             logger,
-		Verifier:           g.verifier,
+		Verifier:           metrics.Verifier(g.verifier),
 		TrustedProxies:     trusted,
 		LimiterState:       g.guard.State,
 		Phones:             phones,
@@ -97,7 +117,15 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		Web:                web.FS,
 		Static:             static.FS,
-	})
+		Readiness:          readiness,
+		ReadinessTTL:       cfg.ReadinessCacheTTL,
+		ReadinessTimeout:   cfg.ReadinessTimeout,
+		Metrics:            metrics,
+	}
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if cfg.MetricsAddr == "" {
+		scfg.MetricsHandler = metricsHandler
+	}
 
 	// Listen before serving, so a taken port fails run at once.
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
@@ -105,7 +133,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           server.NewHandler(scfg),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      cfg.TwilioRequestTimeout + 5*time.Second,
@@ -113,32 +141,78 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "backend", cfg.Backend,
+	if cfg.TLSCertFile != "" {
+		certs, err := newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, logger)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
+	}
+	servers := []*http.Server{srv}
+	listeners := []net.Listener{ln}
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metricsHandler)
+		servers = append(servers, &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout,
+			ReadTimeout: readTimeout, WriteTimeout: 30 * time.Second, IdleTimeout: idleTimeout})
+		listeners = append(listeners, mln)
+		logger.Info("serving metrics", "addr", mln.Addr().String())
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil, "backend", cfg.Backend,
 		"app_env", cfg.AppEnv, "version", version)
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	serveErr := make(chan error, len(servers))
+	for i, s := range servers {
+		go func() {
+			if s.TLSConfig != nil {
+				serveErr <- s.ServeTLS(listeners[i], "", "") // the certificate comes from GetCertificate
+				return
+			}
+			serveErr <- s.Serve(listeners[i])
+		}()
+	}
 
 	select {
 	case err := <-serveErr:
+		for _, s := range servers {
+			s.Close()
+		}
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	for _, s := range servers {
+		if err := s.Shutdown(shutdownCtx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
 	}
-	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
+	for range servers {
+		if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
 	}
 	logger.Info("stopped")
 	return nil
 }
 
-// newVerifier builds the configured backend and what closes it.
-func newVerifier(cfg config, logger *slog.Logger) (verify.Verifier, func(), error) {
+// backend is the configured verification backend, its readiness checks and
+// what closes it.
+type backend struct {
+	verifier verify.Verifier
+	checks   []server.Check
+	close    func()
+}
+
+// newBackend builds the configured backend.
+func newBackend(cfg config, logger *slog.Logger, metrics *server.Metrics) (backend, error) {
 	switch cfg.Backend {
 	case backendTwilio:
 		user, pass := cfg.TwilioAccountSID, string(cfg.TwilioAuthToken)
@@ -154,11 +228,14 @@ func newVerifier(cfg config, logger *slog.Logger) (verify.Verifier, func(), erro
 			ConnectTimeout: cfg.TwilioConnectTimeout,
 			RequestTimeout: cfg.TwilioRequestTimeout,
 			MaxConns:       cfg.TwilioMaxConns,
+			Observe: func(a twilioverify.Attempt) {
+				metrics.ObserveUpstream(a.Operation, a.Result, a.TwilioCode, a.Duration)
+			},
 		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("twilio backend: %w", err)
+			return backend{}, fmt.Errorf("twilio backend: %w", err)
 		}
-		return b, b.Close, nil
+		return backend{verifier: b, checks: []server.Check{{Name: "twilio", Probe: b.Ping}}, close: b.Close}, nil
 	default:
 		logger.Warn("DEVELOPMENT BACKEND: codes are written to this log and never sent. " +
 			"Set TWILIO_* variables (see .env.example) to verify real phones; never run this in production.")
@@ -167,8 +244,8 @@ func newVerifier(cfg config, logger *slog.Logger) (verify.Verifier, func(), erro
 			Secret: secretBytes(cfg.DevCodeSecret),
 		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("development backend: %w", err)
+			return backend{}, fmt.Errorf("development backend: %w", err)
 		}
-		return e, func() {}, nil
+		return backend{verifier: e, close: func() {}}, nil
 	}
 }

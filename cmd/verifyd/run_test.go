@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -53,6 +55,7 @@ func (b *syncBuffer) logLines(t *testing.T) []map[string]any {
 // instance is one running verifyd.
 type instance struct {
 	url    string
+	certs  *x509.CertPool // set for an instance serving TLS
 	logs   *syncBuffer
 	cancel context.CancelFunc
 	done   chan error
@@ -62,8 +65,15 @@ type instance struct {
 // /health answers.
 func startRun(t *testing.T, environ []string) *instance {
 	t.Helper()
+	return startRunTLS(t, environ, nil)
+}
+
+// startRunTLS is startRun for an instance serving TLS with a certificate
+// that certs trusts.
+func startRunTLS(t *testing.T, environ []string, certs *x509.CertPool) *instance {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	in := &instance{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	in := &instance{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1), certs: certs}
 	environ = append([]string{"HOST=127.0.0.1", "PORT=0"}, environ...)
 	go func() { in.done <- run(ctx, nil, environ, in.logs) }()
 	t.Cleanup(func() {
@@ -88,11 +98,14 @@ func startRun(t *testing.T, environ []string) *instance {
 		for _, l := range in.logs.logLines(t) {
 			if l["msg"] == "listening" {
 				in.url = "http://" + l["addr"].(string)
+				if l["tls"] == true {
+					in.url = "https://" + l["addr"].(string)
+				}
 			}
 		}
 	}
 	for {
-		resp, err := http.Get(in.url + "/health")
+		resp, err := in.client().Get(in.url + "/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -104,6 +117,14 @@ func startRun(t *testing.T, environ []string) *instance {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// client answers an HTTP client that trusts the instance's certificate.
+func (in *instance) client() *http.Client {
+	if in.certs == nil {
+		return http.DefaultClient
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: in.certs}}}
 }
 
 // stop cancels run and waits for a clean return.
@@ -123,7 +144,7 @@ func (in *instance) stop(t *testing.T) {
 
 func (in *instance) post(t *testing.T, path, body string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Post(in.url+path, "application/json", strings.NewReader(body))
+	resp, err := in.client().Post(in.url+path, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
