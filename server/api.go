@@ -25,6 +25,7 @@ type requestOTPResponse struct {
 	VerificationSID  string `json:"verificationSid"`
 	Status           string `json:"status"`
 	PhoneNumber      string `json:"phoneNumber"`
+	MaskedNumber     string `json:"maskedPhoneNumber"`
 	Channel          string `json:"channel"`
 	Locale           string `json:"locale,omitempty"`
 	SendCodeAttempts int    `json:"sendCodeAttempts,omitempty"`
@@ -65,6 +66,7 @@ func handleRequestOTP(cfg Config) echo.HandlerFunc {
 			VerificationSID:  v.SID,
 			Status:           string(v.Status),
 			PhoneNumber:      req.To,
+			MaskedNumber:     maskForDisplay(req.To),
 			Channel:          string(req.Channel),
 			Locale:           req.Locale,
 			SendCodeAttempts: v.SendAttempts,

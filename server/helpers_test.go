@@ -12,11 +12,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"verifyd/server"
 	"verifyd/server/verify"
+	"verifyd/static"
+	"verifyd/web"
 )
 
 // recordingVerifier answers with fixed results and records what reached it,
@@ -97,8 +98,8 @@ func newTestHandler(t *testing.T, v verify.Verifier, o handlerOpts) http.Handler
 		Locales:            verify.NewLocales(),
 		CORSAllowedOrigins: o.origins,
 		TrustedProxies:     o.trusted,
-		Web:                fstest.MapFS{"templates/index.html": {Data: []byte("<p>hi</p>")}},
-		Static:             fstest.MapFS{"style.css": {Data: []byte("p{}")}},
+		Web:                web.FS,
+		Static:             static.FS,
 		Now:                func() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) },
 	})}
 }

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"fmt"
+
 	"github.com/labstack/echo/v4"
 )
 
@@ -23,6 +25,14 @@ func addRoutes(e *echo.Echo, cfg Config) {
 	e.POST("/api/request-otp", handleRequestOTP(cfg), noStore)
 	e.POST("/api/verify-otp", handleVerifyOTP(cfg), noStore)
 
-	e.GET("/", handleIndex(cfg.Web))
-	e.GET("/static/*", serveStatic(cfg.Static))
+	urls, hashes, err := assetURLs(cfg.Static)
+	if err != nil {
+		panic(fmt.Sprintf("server: static assets: %v", err)) // embedded: a build defect
+	}
+	f := newForms(cfg, urls)
+	e.GET("/", f.handleIndex)
+	e.POST("/request", f.handleRequest)
+	e.POST("/verify", f.handleVerify)
+	e.POST("/resend", f.handleResend)
+	e.GET("/static/*", serveStatic(cfg.Static, hashes))
 }

@@ -49,6 +49,12 @@ type Config struct {
 	// static); tests may pass an fstest.MapFS.
 	Web, Static fs.FS
 	Now         func() time.Time // default time.Now
+	// FormKey signs the form's CSRF tokens and the number carried into step
+	// 2; empty means a random key per process.
+	FormKey []byte
+	// ResendCooldown is the countdown the form shows before "send a new
+	// code" (default 30s); set it to the abuse guard's per-number cooldown.
+	ResendCooldown time.Duration
 }
 
 // maxBodyBytes bounds a JSON API request body. The largest valid body is a

@@ -7,5 +7,5 @@ import "embed"
 // FS holds the assets. The patterns are explicit: a bare "*" would serve
 // this Go file too.
 //
-//go:embed *.css
+//go:embed *.css *.js
 var FS embed.FS

@@ -54,6 +54,8 @@ type config struct {
 	TLSCertFile       string        `env:"TLS_CERT_FILE"`
 	TLSKeyFile        string        `env:"TLS_KEY_FILE"`
 
+	FormSecret secret `env:"FORM_SECRET"`
+
 	TrustedProxies         []string      `env:"TRUSTED_PROXIES"`
 	RedisURL               secret        `env:"REDIS_URL"`
 	LimitPhoneCooldown     time.Duration `env:"LIMIT_PHONE_COOLDOWN" envDefault:"30s"`
@@ -369,6 +371,9 @@ func (c *config) checkServing() []string {
 	}
 	if c.ReadinessTimeout <= 0 {
 		bad("READINESS_TIMEOUT", "must be positive")
+	}
+	if c.FormSecret != "" && len(c.FormSecret) < 32 {
+		bad("FORM_SECRET", "must be at least 32 characters (or unset for a random one per process)")
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad("TLS_CERT_FILE", "TLS_CERT_FILE and TLS_KEY_FILE go together")

@@ -121,6 +121,8 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		ReadinessTTL:       cfg.ReadinessCacheTTL,
 		ReadinessTimeout:   cfg.ReadinessTimeout,
 		Metrics:            metrics,
+		FormKey:            secretBytes(cfg.FormSecret),
+		ResendCooldown:     cfg.LimitPhoneCooldown,
 	}
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	if cfg.MetricsAddr == "" {

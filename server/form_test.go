@@ -1,0 +1,313 @@
+package server_test
+
+import (
+	"html"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"verifyd/server/verify"
+)
+
+// browser is a cookie-keeping client of the form, through the real handler.
+type browser struct {
+	t       *testing.T
+	h       http.Handler
+	cookies []*http.Cookie
+	page    string // the last page's HTML
+	status  int
+}
+
+var (
+	csrfField  = regexp.MustCompile(`name="csrf" value="([^"]*)"`)
+	stateField = regexp.MustCompile(`name="state" value="([^"]*)"`)
+)
+
+func (b *browser) do(req *http.Request) {
+	b.t.Helper()
+	for _, c := range b.cookies {
+		req.AddCookie(c)
+	}
+	rec := httptest.NewRecorder()
+	b.h.ServeHTTP(rec, req)
+	b.cookies = append(b.cookies, rec.Result().Cookies()...)
+	b.page, b.status = rec.Body.String(), rec.Code
+}
+
+func (b *browser) get(path string) { b.do(httptest.NewRequest(http.MethodGet, path, nil)) }
+
+// post submits a form of the current page, with its csrf and state fields
+// unless the caller gives its own.
+func (b *browser) post(path string, fields url.Values) {
+	b.t.Helper()
+	if _, ok := fields["csrf"]; !ok {
+		fields.Set("csrf", b.field(csrfField))
+	}
+	if _, ok := fields["state"]; !ok && path != "/request" {
+		fields.Set("state", b.field(stateField))
+	}
+	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(fields.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	b.do(req)
+}
+
+func (b *browser) field(re *regexp.Regexp) string {
+	m := re.FindStringSubmatch(b.page)
+	if m == nil {
+		return ""
+	}
+	return html.UnescapeString(m[1])
+}
+
+// step answers which section the page shows.
+func (b *browser) step() string {
+	for _, s := range []string{"step-phone", "step-code", "step-done"} {
+		if strings.Contains(b.page, `id="`+s+`" aria-labelledby`) && !regexp.MustCompile(`id="`+s+`"[^>]*hidden`).MatchString(b.page) {
+			return s
+		}
+	}
+	return "none"
+}
+
+func (b *browser) expect(status int, step string, contains ...string) {
+	b.t.Helper()
+	if b.status != status || b.step() != step {
+		b.t.Errorf("got %d on %s, want %d on %s", b.status, b.step(), status, step)
+	}
+	for _, c := range contains {
+		if !strings.Contains(html.UnescapeString(b.page), c) {
+			b.t.Errorf("the page lacks %q", c)
+		}
+	}
+}
+
+func newBrowser(t *testing.T, v verify.Verifier, o handlerOpts) *browser {
+	return &browser{t: t, h: newTestHandler(t, v, o)}
+}
+
+func TestFormFlow(t *testing.T) {
+	var codeOK bool
+	v := &recordingVerifier{checkFn: func(req verify.CheckRequest) (verify.Verification, error) {
+		st := verify.StatusPending
+		if codeOK {
+			st = verify.StatusApproved
+		}
+		return verify.Verification{SID: testSID, To: req.To, Status: st}, nil
+	}}
+	b := newBrowser(t, v, handlerOpts{})
+	b.get("/")
+	b.expect(200, "step-phone", `type="tel"`, `autocomplete="tel"`, `<label for="phone">Phone number</label>`, "+14155552671")
+	if strings.Contains(b.page, "<fieldset>") {
+		t.Error("a channel choice is shown with one channel allowed")
+	}
+
+	b.post("/request", url.Values{"phone": {"+1 415 555 2671"}})
+	b.expect(200, "step-code", "We sent a code to +1 ••• 2671 by text message.",
+		`autocomplete="one-time-code"`, `inputmode="numeric"`, "You can ask for a new code after 30 seconds.", "Use a different number")
+	if len(v.starts) != 1 || v.starts[0].To != testNumber || v.starts[0].ClientIP != testClientIP {
+		t.Fatalf("upstream saw %+v, want one start to %s from %s", v.starts, testNumber, testClientIP)
+	}
+
+	b.post("/verify", url.Values{"code": {"000000"}})
+	b.expect(400, "step-code", "That code is not right.", `aria-invalid="true"`)
+
+	b.post("/resend", url.Values{})
+	b.expect(200, "step-code", "We sent a new code to +1 ••• 2671")
+	if len(v.starts) != 2 || v.starts[1].To != testNumber {
+		t.Errorf("resend sent %+v", v.starts)
+	}
+
+	codeOK = true
+	b.post("/verify", url.Values{"code": {"123 456"}})
+	b.expect(200, "step-done", "Your phone number is verified", "+1 ••• 2671 is verified.")
+	if len(v.checks) != 2 || v.checks[1].Code != "123456" || v.checks[1].To != testNumber {
+		t.Errorf("checks %+v", v.checks)
+	}
+}
+
+func TestFormErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		startErr error
+		checkErr error
+		path     string
+		fields   url.Values
+		status   int
+		step     string
+		want     string
+	}{
+		{"invalid number", nil, nil, "/request", url.Values{"phone": {"12"}}, 400, "step-phone", "Enter a valid phone number"},
+		{"blocked destination", verify.ErrDestinationBlocked, nil, "/request", url.Values{"phone": {"+14155552671"}}, 403, "step-phone", "We cannot send codes to this country."},
+		{"too many requests", verify.ErrTooManySends.With(nil, 90*time.Second), nil, "/request", url.Values{"phone": {"+14155552671"}}, 429, "step-phone", "You can try again in 90 seconds."},
+		{"expired code", nil, verify.ErrNotFound, "/verify", url.Values{"code": {"123456"}}, 410, "step-code", "Request a new code."},
+		{"maxed out", nil, verify.ErrTooManyAttempts, "/verify", url.Values{"code": {"123456"}}, 429, "step-code", "Too many wrong codes. Request a new code."},
+		{"code not digits", nil, nil, "/verify", url.Values{"code": {"abc"}}, 400, "step-code", "4 to 10 digits"},
+		{"number swapped", nil, nil, "/verify", url.Values{"code": {"123456"}, "state": {"KzE0MTU1NTUyNjcy"}}, 410, "step-phone", "This page has expired."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := &recordingVerifier{
+				startFn: func(req verify.StartRequest) (verify.Verification, error) {
+					if tt.startErr != nil && tt.path == "/request" {
+						return verify.Verification{}, tt.startErr
+					}
+					return verify.Verification{SID: testSID, To: req.To, Status: verify.StatusPending}, nil
+				},
+				checkFn: func(req verify.CheckRequest) (verify.Verification, error) {
+					return verify.Verification{}, tt.checkErr
+				},
+			}
+			b := newBrowser(t, v, handlerOpts{})
+			b.get("/")
+			if tt.path != "/request" {
+				b.post("/request", url.Values{"phone": {"+14155552671"}})
+			}
+			b.post(tt.path, tt.fields)
+			b.expect(tt.status, tt.step, tt.want)
+		})
+	}
+}
+
+// TestFormForgery: a post without a token that matches the visitor's cookie
+// is refused before anything is sent.
+func TestFormForgery(t *testing.T) {
+	tests := []struct {
+		name   string
+		cookie bool
+		token  string
+	}{
+		{"no token", true, ""},
+		{"wrong token", true, "bm90LXRoZS10b2tlbg"},
+		{"no cookie", false, "keep"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := &recordingVerifier{}
+			b := newBrowser(t, v, handlerOpts{})
+			b.get("/")
+			token := b.field(csrfField)
+			if tt.token != "keep" {
+				token = tt.token
+			}
+			if !tt.cookie {
+				b.cookies = nil
+			}
+			b.post("/request", url.Values{"phone": {"+14155552671"}, "csrf": {token}})
+			b.expect(403, "step-phone", "This form has expired or was sent from another site.")
+			if v.calls() != 0 {
+				t.Error("a forged post reached the verifier")
+			}
+		})
+	}
+	// A token from another visitor's cookie does not fit this one's.
+	other := newBrowser(t, &recordingVerifier{}, handlerOpts{})
+	other.get("/")
+	v := &recordingVerifier{}
+	b := newBrowser(t, v, handlerOpts{})
+	b.get("/")
+	b.post("/request", url.Values{"phone": {"+14155552671"}, "csrf": {other.field(csrfField)}})
+	if b.status != 403 || v.calls() != 0 {
+		t.Errorf("another visitor's token = %d, %d calls; want 403 and none", b.status, v.calls())
+	}
+}
+
+func TestFormChannelsAndSecurityHeaders(t *testing.T) {
+	b := newBrowser(t, &recordingVerifier{}, handlerOpts{channels: []string{"sms", "call"}})
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	rec := httptest.NewRecorder()
+	b.h.ServeHTTP(rec, req)
+	page := rec.Body.String()
+	if !strings.Contains(page, `<legend>Send the code by</legend>`) || !strings.Contains(page, `value="call"`) {
+		t.Error("no channel choice with two channels allowed")
+	}
+	h := rec.Header()
+	if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("CSP = %q", csp)
+	}
+	for k, want := range map[string]string{"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"} {
+		if h.Get(k) != want {
+			t.Errorf("%s = %q, want %q", k, h.Get(k), want)
+		}
+	}
+	if strings.Contains(page, "<script>") || strings.Contains(page, "style=") {
+		t.Error("the page has inline script or style")
+	}
+	var cookie *http.Cookie
+	for _, c := range rec.Result().Cookies() {
+		cookie = c
+	}
+	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode {
+		t.Errorf("CSRF cookie = %+v, want HttpOnly and SameSite=Strict", cookie)
+	}
+}
+
+func TestFormRejectsWrongBodies(t *testing.T) {
+	b := newBrowser(t, &recordingVerifier{}, handlerOpts{})
+	b.get("/")
+	req := httptest.NewRequest(http.MethodPost, "/request", strings.NewReader(`{"phone":"+14155552671"}`))
+	req.Header.Set("Content-Type", "application/json")
+	b.do(req)
+	if b.status != 415 {
+		t.Errorf("JSON to the form = %d, want 415", b.status)
+	}
+	b.post("/request", url.Values{"phone": {strings.Repeat("1", 5000)}})
+	if b.status != 413 {
+		t.Errorf("a 5 KB form = %d, want 413", b.status)
+	}
+}
+
+var assetURL = regexp.MustCompile(`(?:href|src)="(/static/[^"]+)"`)
+
+// TestAssetsCaching: the page links assets by content hash; such a URL may
+// be cached for a year, and any other revalidates by ETag.
+func TestAssetsCaching(t *testing.T) {
+	b := newBrowser(t, &recordingVerifier{}, handlerOpts{})
+	b.get("/")
+	urls := assetURL.FindAllStringSubmatch(b.page, -1)
+	if len(urls) != 2 {
+		t.Fatalf("the page links %d assets, want the stylesheet and the script", len(urls))
+	}
+	for _, m := range urls {
+		u := html.UnescapeString(m[1])
+		rec := httptest.NewRecorder()
+		b.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, u, nil))
+		etag := rec.Header().Get("ETag")
+		if rec.Code != 200 || rec.Header().Get("Cache-Control") != "public, max-age=31536000, immutable" || etag == "" {
+			t.Errorf("GET %s = %d, Cache-Control %q, ETag %q", u, rec.Code, rec.Header().Get("Cache-Control"), etag)
+		}
+		bare := strings.Split(u, "?")[0]
+		rec = httptest.NewRecorder()
+		b.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, bare, nil))
+		if rec.Header().Get("Cache-Control") != "no-cache" {
+			t.Errorf("GET %s Cache-Control = %q, want no-cache", bare, rec.Header().Get("Cache-Control"))
+		}
+		req := httptest.NewRequest(http.MethodGet, bare, nil)
+		req.Header.Set("If-None-Match", etag)
+		rec = httptest.NewRecorder()
+		b.h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusNotModified {
+			t.Errorf("GET %s If-None-Match = %d, want 304", bare, rec.Code)
+		}
+	}
+}
+
+// TestPageWeight holds the page to its budget: HTML, CSS and JS together
+// under 30 KB uncompressed. (A size, not a timing.)
+func TestPageWeight(t *testing.T) {
+	b := newBrowser(t, &recordingVerifier{}, handlerOpts{channels: []string{"sms", "call", "whatsapp"}})
+	b.get("/")
+	total := len(b.page)
+	for _, m := range assetURL.FindAllStringSubmatch(b.page, -1) {
+		rec := httptest.NewRecorder()
+		b.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, html.UnescapeString(m[1]), nil))
+		total += rec.Body.Len()
+	}
+	t.Logf("page weight: %d bytes", total)
+	if total > 30*1024 {
+		t.Errorf("HTML+CSS+JS = %d bytes, over the 30 KB budget", total)
+	}
+}

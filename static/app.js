@@ -1,0 +1,150 @@
+// verifyd's form, enhanced: the same three steps without page loads, over
+// the JSON API. Without this script the forms post and the server renders
+// each step; with it, nothing about the rules or the messages changes.
+(() => {
+  'use strict';
+  const $ = (id) => document.getElementById(id);
+  const app = $('app');
+  if (!app || !window.fetch) return;
+  const steps = { phone: $('step-phone'), code: $('step-code'), done: $('step-done') };
+  const cooldown = Number(app.dataset.cooldown) || 30;
+  let number = ''; // the E.164 number the pending code went to
+  let masked = ''; // the same, as the page shows it
+  let timer = 0;
+
+  const show = (name) => {
+    for (const [k, el] of Object.entries(steps)) el.hidden = k !== name;
+  };
+
+  const setError = (input, el, msg) => {
+    el.textContent = msg || '';
+    if (msg) input.setAttribute('aria-invalid', 'true');
+    else input.removeAttribute('aria-invalid');
+  };
+
+  const wait = (s) => (s >= 120 ? `${Math.ceil(s / 60)} minutes` : `${s} seconds`);
+
+  // post sends JSON and answers the body, with ok and a message ready to show.
+  const post = async (path, body) => {
+    let res;
+    try {
+      res = await fetch(path, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    } catch {
+      return { ok: false, message: 'We could not reach the server. Check your connection and try again.' };
+    }
+    let data = {};
+    try { data = await res.json(); } catch { /* not JSON: a proxy's page */ }
+    data.ok = res.ok;
+    data.status = res.status;
+    if (!res.ok) {
+      const after = data.retryAfter || Number(res.headers.get('Retry-After')) || 0;
+      data.message = (data.error || 'Something went wrong. Please try again.') +
+        (after ? ` You can try again in ${wait(after)}.` : '');
+    }
+    return data;
+  };
+
+  const resend = $('resend');
+  const resendWait = $('resend-wait');
+  const countdown = (secs) => {
+    clearInterval(timer);
+    let left = secs;
+    const tick = () => {
+      if (left <= 0) {
+        clearInterval(timer);
+        resend.disabled = false;
+        resendWait.textContent = '';
+        return;
+      }
+      resend.disabled = true;
+      resendWait.textContent = `You can ask for a new code in ${left} s.`;
+      left -= 1;
+    };
+    tick();
+    timer = setInterval(tick, 1000);
+  };
+
+  const toCode = (data, again) => {
+    number = data.phoneNumber;
+    masked = data.maskedPhoneNumber;
+    $('sent-to').textContent = (again ? 'We sent a new code to ' : 'We sent a code to ') +
+      data.maskedPhoneNumber + (data.channel === 'call' ? ' by phone call.' : data.channel === 'whatsapp' ? ' on WhatsApp.' : ' by text message.');
+    show('code');
+    const code = $('code');
+    code.value = '';
+    setError(code, $('code-error'), '');
+    code.focus();
+    countdown(cooldown);
+  };
+
+  $('form-phone').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const phone = $('phone');
+    const btn = ev.submitter || ev.target.querySelector('button');
+    const picked = document.querySelector('input[name=channel]:checked');
+    const body = { phoneNumber: phone.value };
+    if (picked) body.channel = picked.value;
+    btn.disabled = true;
+    const data = await post('/api/request-otp', body);
+    btn.disabled = false;
+    if (!data.ok) {
+      setError(phone, $('phone-error'), data.message);
+      phone.focus();
+      return;
+    }
+    setError(phone, $('phone-error'), '');
+    toCode(data, false);
+  });
+
+  $('form-code').addEventListener('submit', async (ev) => {
+    if (!number) return; // a server-rendered step 2: let the form post
+    ev.preventDefault();
+    const code = $('code');
+    const btn = ev.submitter || ev.target.querySelector('button');
+    btn.disabled = true;
+    const data = await post('/api/verify-otp', { phoneNumber: number, code: code.value });
+    btn.disabled = false;
+    if (data.ok && data.verified) {
+      clearInterval(timer);
+      $('done-number').textContent = `${masked} is verified.`;
+      show('done');
+      steps.done.focus();
+      return;
+    }
+    setError(code, $('code-error'), data.message);
+    if (data.status === 410 || data.code === 'too_many_attempts') {
+      // The code is over: a new one is the only way on, offered at once.
+      clearInterval(timer);
+      resend.disabled = false;
+      resendWait.textContent = '';
+      resend.focus();
+    } else {
+      code.focus();
+    }
+  });
+
+  $('form-resend').addEventListener('submit', async (ev) => {
+    if (!number) return;
+    ev.preventDefault();
+    resend.disabled = true;
+    const data = await post('/api/request-otp', { phoneNumber: number });
+    if (!data.ok) {
+      resend.disabled = false;
+      setError($('code'), $('code-error'), data.message);
+      return;
+    }
+    toCode(data, true);
+  });
+
+  $('change-number').addEventListener('click', (ev) => {
+    ev.preventDefault();
+    clearInterval(timer);
+    number = '';
+    show('phone');
+    $('phone').focus();
+  });
+})();
