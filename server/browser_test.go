@@ -1,0 +1,275 @@
+package server_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+
+	"verifyd/server"
+	"verifyd/server/abuse"
+	"verifyd/server/verify"
+	"verifyd/server/verify/engine"
+	"verifyd/static"
+	"verifyd/web"
+)
+
+// inbox is the development engine's delivery in these tests: it keeps the
+// codes sent to each number.
+type inbox struct {
+	mu    sync.Mutex
+	codes map[string][]string
+}
+
+func (in *inbox) Send(_ context.Context, m engine.Message) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.codes[m.To] = append(in.codes[m.To], m.Code)
+	return nil
+}
+
+func (in *inbox) last(t *testing.T, to string) string {
+	t.Helper()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	c := in.codes[to]
+	if len(c) == 0 {
+		t.Fatalf("no code was sent to %s", to)
+	}
+	return c[len(c)-1]
+}
+
+func (in *inbox) count(to string) int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.codes[to])
+}
+
+// startSite serves the real handler with the development engine behind the
+// abuse guard, on a free loopback port.
+func startSite(t *testing.T, cooldown time.Duration) (string, *inbox) {
+	t.Helper()
+	box := &inbox{codes: map[string][]string{}}
+	eng, err := engine.New(engine.Config{Sender: box})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard, err := abuse.NewGuard(abuse.Config{Next: eng, Limits: abuse.Limits{PhoneCooldown: cooldown}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(server.NewHandler(server.Config{
+		Logger: slog.New(slog.DiscardHandler), Verifier: guard, Channels: verify.Channels{verify.ChannelSMS},
+		Locales: verify.NewLocales(), Web: web.FS, Static: static.FS, ResendCooldown: cooldown,
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, box
+}
+
+// newChrome starts Debian's chromium headless with a fresh profile. Without
+// it the test is skipped, except under CI=true, where it fails.
+func newChrome(t *testing.T, width, height int64) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("chromium is not installed (CI installs it with apt-get install chromium): %v", err)
+		}
+		t.Skipf("chromium is not installed: %v", err)
+	}
+	// Not t.TempDir: chromium may still be writing its profile when the
+	// test's cleanups run, so the directory is removed after it exits.
+	profile, err := os.MkdirTemp("", "verifyd-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(profile),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
+		chromedp.WindowSize(int(width), int(height)))
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() {
+		_ = chromedp.Cancel(ctx) // closes the browser and waits for it
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc()
+		os.RemoveAll(profile)
+	})
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(width, height)); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// shot writes a screenshot of the page to test-artifacts/ at the
+// repository's root.
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	var png []byte
+	// Quality 100 gives PNG; anything lower gives JPEG.
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	dir := filepath.Join("..", "test-artifacts")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action) {
+	t.Helper()
+	if err := chromedp.Run(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func poll(expr string) chromedp.Action {
+	return chromedp.Poll(expr, nil, chromedp.WithPollingTimeout(15*time.Second))
+}
+
+func evalString(t *testing.T, ctx context.Context, expr string) string {
+	t.Helper()
+	var s string
+	run(t, ctx, expr, chromedp.Evaluate(expr, &s))
+	return s
+}
+
+// TestBrowserWithScript walks the whole flow with JavaScript on, at desktop
+// and phone widths: no page load between the steps, focus on the code, a
+// wrong code then the right one.
+func TestBrowserWithScript(t *testing.T) {
+	for _, size := range []struct {
+		name          string
+		width, height int64
+	}{{"desktop", 1280, 800}, {"phone", 360, 740}} {
+		t.Run(size.name, func(t *testing.T) {
+			site, box := startSite(t, 30*time.Second)
+			ctx := newChrome(t, size.width, size.height)
+			run(t, ctx, "open the page", chromedp.Navigate(site+"/"), chromedp.WaitVisible("#phone", chromedp.ByQuery),
+				chromedp.Evaluate(`window.noReload = true`, nil))
+			shot(t, ctx, "js-"+size.name+"-1-number")
+
+			run(t, ctx, "a bad number", chromedp.SendKeys("#phone", "12345", chromedp.ByQuery),
+				chromedp.Click("#form-phone button", chromedp.ByQuery),
+				poll(`document.getElementById('phone-error').textContent.includes('valid phone number')`))
+			shot(t, ctx, "js-"+size.name+"-1-error")
+
+			run(t, ctx, "send a code", chromedp.Evaluate(`document.getElementById('phone').value = ''`, nil),
+				chromedp.SendKeys("#phone", "+1 415 555 2671", chromedp.ByQuery),
+				chromedp.Click("#form-phone button", chromedp.ByQuery),
+				chromedp.WaitVisible("#code", chromedp.ByQuery))
+			if got := evalString(t, ctx, `document.activeElement.id`); got != "code" {
+				t.Errorf("focus is on %q after sending, want the code field", got)
+			}
+			if sent := evalString(t, ctx, `document.getElementById('sent-to').textContent`); !strings.Contains(sent, "+1 ••• 2671") {
+				t.Errorf("step 2 says %q, want the masked number", sent)
+			}
+			shot(t, ctx, "js-"+size.name+"-2-code")
+
+			code := box.last(t, testNumber)
+			run(t, ctx, "a wrong code", chromedp.SendKeys("#code", wrongCodeFor(code), chromedp.ByQuery),
+				chromedp.Click("#form-code button", chromedp.ByQuery),
+				poll(`document.getElementById('code-error').textContent.includes('not right')`))
+			if got := evalString(t, ctx, `document.getElementById('step-code').hidden ? 'hidden' : 'shown'`); got != "shown" {
+				t.Error("a wrong code left step 2")
+			}
+			shot(t, ctx, "js-"+size.name+"-2-wrong")
+
+			run(t, ctx, "the right code", chromedp.Evaluate(`document.getElementById('code').value = ''`, nil),
+				chromedp.SendKeys("#code", code, chromedp.ByQuery),
+				chromedp.Click("#form-code button", chromedp.ByQuery),
+				chromedp.WaitVisible("#step-done", chromedp.ByQuery))
+			if got := evalString(t, ctx, `document.getElementById('done-number').textContent`); got != "+1 ••• 2671 is verified." {
+				t.Errorf("the outcome says %q", got)
+			}
+			var kept bool
+			run(t, ctx, "check for reloads", chromedp.Evaluate(`window.noReload === true`, &kept))
+			if !kept {
+				t.Error("the page reloaded between the steps")
+			}
+			shot(t, ctx, "js-"+size.name+"-3-done")
+		})
+	}
+}
+
+// TestBrowserResendCountdown: "send a new code" stays disabled with a
+// visible countdown until the cooldown has passed, then sends the same code
+// again (Twilio's rule within a code's lifetime).
+func TestBrowserResendCountdown(t *testing.T) {
+	site, box := startSite(t, 3*time.Second)
+	ctx := newChrome(t, 1280, 800)
+	run(t, ctx, "send a code", chromedp.Navigate(site+"/"), chromedp.SendKeys("#phone", testNumber, chromedp.ByQuery),
+		chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByQuery))
+	var disabled bool
+	run(t, ctx, "read the resend button", chromedp.Evaluate(`document.getElementById('resend').disabled`, &disabled))
+	wait := evalString(t, ctx, `document.getElementById('resend-wait').textContent`)
+	if !disabled || !strings.Contains(wait, "You can ask for a new code in") {
+		t.Errorf("right after sending: resend disabled=%v, text %q; want disabled with a countdown", disabled, wait)
+	}
+	shot(t, ctx, "js-desktop-2-countdown")
+	run(t, ctx, "the countdown ends", chromedp.WaitEnabled("#resend", chromedp.ByQuery))
+	if wait := evalString(t, ctx, `document.getElementById('resend-wait').textContent`); wait != "" {
+		t.Errorf("after the countdown the text is %q", wait)
+	}
+	run(t, ctx, "resend", chromedp.Click("#resend", chromedp.ByQuery),
+		poll(`document.getElementById('sent-to').textContent.startsWith('We sent a new code')`))
+	if n := box.count(testNumber); n != 2 {
+		t.Errorf("%d codes sent, want 2", n)
+	}
+	run(t, ctx, "countdown restarts", poll(`document.getElementById('resend').disabled`))
+}
+
+// TestBrowserWithoutScript walks the flow with JavaScript off: plain form
+// posts and server-rendered steps.
+func TestBrowserWithoutScript(t *testing.T) {
+	site, box := startSite(t, 30*time.Second)
+	ctx := newChrome(t, 1280, 800)
+	run(t, ctx, "turn scripts off", emulation.SetScriptExecutionDisabled(true))
+	run(t, ctx, "open the page", chromedp.Navigate(site+"/"), chromedp.WaitVisible("#phone", chromedp.ByQuery))
+	shot(t, ctx, "nojs-desktop-1-number")
+
+	run(t, ctx, "send a code", chromedp.SendKeys("#phone", "+1 415 555 2671", chromedp.ByQuery),
+		chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByQuery))
+	var loc, sent string
+	run(t, ctx, "read step 2", chromedp.Location(&loc), chromedp.Text("#sent-to", &sent, chromedp.ByQuery))
+	if !strings.HasSuffix(loc, "/request") || !strings.Contains(sent, "+1 ••• 2671") {
+		t.Errorf("after posting: at %s saying %q; want the server-rendered step 2", loc, sent)
+	}
+	shot(t, ctx, "nojs-desktop-2-code")
+
+	code := box.last(t, testNumber)
+	run(t, ctx, "a wrong code", chromedp.SendKeys("#code", wrongCodeFor(code), chromedp.ByQuery),
+		// Only the server's answer marks the field invalid: this waits for
+		// the post to come back.
+		chromedp.Click("#form-code button", chromedp.ByQuery), chromedp.WaitVisible(`#code[aria-invalid="true"]`, chromedp.ByQuery))
+	var msg string
+	run(t, ctx, "read the error", chromedp.Text("#code-error", &msg, chromedp.ByQuery))
+	if !strings.Contains(msg, "not right") {
+		t.Errorf("a wrong code says %q", msg)
+	}
+	shot(t, ctx, "nojs-desktop-2-wrong")
+
+	run(t, ctx, "the right code", chromedp.SendKeys("#code", code, chromedp.ByQuery),
+		chromedp.Click("#form-code button", chromedp.ByQuery), chromedp.WaitVisible("#step-done", chromedp.ByQuery))
+	var done string
+	run(t, ctx, "read the outcome", chromedp.Text("#done-number", &done, chromedp.ByQuery))
+	if done != "+1 ••• 2671 is verified." {
+		t.Errorf("the outcome says %q", done)
+	}
+	shot(t, ctx, "nojs-desktop-3-done")
+}
