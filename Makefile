@@ -6,7 +6,7 @@ BIN     := bin/verifyd
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test race fuzz vet clean
+.PHONY: run build test race fuzz vet bench clean
 
 run:
 	@set -a; [ -f .env ] && . ./.env; set +a; exec $(GO) run ./cmd/verifyd
@@ -25,6 +25,14 @@ fuzz:
 	$(GO) test -run=XXX -fuzz=FuzzParsePhone -fuzztime=30s ./server/verify
 	$(GO) test -run=XXX -fuzz=FuzzParseCode -fuzztime=15s ./server/verify
 	$(GO) test -run=XXX -fuzz=FuzzAPI -fuzztime=30s ./server
+
+# Load run against the real binary and the Verify stand-in over TLS, on
+# loopback; prints one table (see README, Performance). Not part of `make test`.
+bench: build
+	$(GO) build -o bin/twilio-standin ./cmd/twilio-standin
+	$(GO) build -o bin/verifyd-bench ./cmd/verifyd-bench
+	$(GO) test -run=XXX -bench=. -benchmem ./server ./server/verify
+	bin/verifyd-bench -json bin/bench.json -cpuprofile bin/verifyd.cpu.pprof
 
 clean:
 	rm -rf bin

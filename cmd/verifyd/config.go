@@ -55,6 +55,7 @@ type config struct {
 	TLSKeyFile        string        `env:"TLS_KEY_FILE"`
 
 	FormSecret secret `env:"FORM_SECRET"`
+	DebugAddr  string `env:"DEBUG_ADDR"`
 
 	TrustedProxies         []string      `env:"TRUSTED_PROXIES"`
 	RedisURL               secret        `env:"REDIS_URL"`
@@ -371,6 +372,12 @@ func (c *config) checkServing() []string {
 	}
 	if c.ReadinessTimeout <= 0 {
 		bad("READINESS_TIMEOUT", "must be positive")
+	}
+	if c.DebugAddr != "" {
+		host, _, err := net.SplitHostPort(c.DebugAddr)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			bad("DEBUG_ADDR", "must be a loopback host:port such as 127.0.0.1:6060: profiles show the process's insides")
+		}
 	}
 	if c.FormSecret != "" && len(c.FormSecret) < 32 {
 		bad("FORM_SECRET", "must be at least 32 characters (or unset for a random one per process)")

@@ -82,8 +82,8 @@ func TestLoadConfigNamesEveryBadVariable(t *testing.T) {
 			"LIMIT_IP_SENDS_PER_HOUR=-1", "LIMIT_PHONE_COOLDOWN=-5s", "ALLOWED_COUNTRIES=US,XX", "TEST_NUMBERS=+15005550006"},
 			[]string{"TRUSTED_PROXIES", "REDIS_URL", "LIMIT_IP_SENDS_PER_HOUR", "LIMIT_PHONE_COOLDOWN", "ALLOWED_COUNTRIES", "TEST_NUMBERS"}},
 		{"test numbers in production", twilioEnv("APP_ENV=production", "TEST_NUMBERS=+15005550006:123456"), []string{"TEST_NUMBERS"}},
-		{"serving settings", []string{"METRICS_ADDR=9090", "READINESS_CACHE_TTL=0s", "READINESS_TIMEOUT=-1s", "TLS_CERT_FILE=/x.crt", "FORM_SECRET=short"},
-			[]string{"METRICS_ADDR", "READINESS_CACHE_TTL", "READINESS_TIMEOUT", "TLS_CERT_FILE", "FORM_SECRET"}},
+		{"serving settings", []string{"METRICS_ADDR=9090", "READINESS_CACHE_TTL=0s", "READINESS_TIMEOUT=-1s", "TLS_CERT_FILE=/x.crt", "FORM_SECRET=short", "DEBUG_ADDR=0.0.0.0:6060"},
+			[]string{"METRICS_ADDR", "READINESS_CACHE_TTL", "READINESS_TIMEOUT", "TLS_CERT_FILE", "FORM_SECRET", "DEBUG_ADDR"}},
 		{"short dev secret", []string{"DEV_CODE_SECRET=short"}, []string{"DEV_CODE_SECRET"}},
 		{"origin with path", []string{"CORS_ALLOWED_ORIGINS=https://app.example.com/login"}, []string{"CORS_ALLOWED_ORIGINS"}},
 	}

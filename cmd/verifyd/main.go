@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -166,6 +167,18 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		listeners = append(listeners, mln)
 		logger.Info("serving metrics", "addr", mln.Addr().String())
 	}
+	if cfg.DebugAddr != "" {
+		dln, err := net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return fmt.Errorf("listen for debug: %w", err)
+		}
+		servers = append(servers, &http.Server{Handler: pprofMux(), ReadHeaderTimeout: readHeaderTimeout})
+		listeners = append(listeners, dln)
+		logger.Warn("serving pprof profiles", "addr", dln.Addr().String())
+	}
 	logger.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil, "backend", cfg.Backend,
 		"app_env", cfg.AppEnv, "version", version)
 
@@ -250,4 +263,16 @@ func newBackend(cfg config, logger *slog.Logger, metrics *server.Metrics) (backe
 		}
 		return backend{verifier: e, close: func() {}}, nil
 	}
+}
+
+// pprofMux serves the runtime profiles (DEBUG_ADDR, off by default), on a
+// mux of its own rather than http.DefaultServeMux.
+func pprofMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -1,0 +1,103 @@
+// Command twilio-standin serves the Twilio Verify v2 stand-in (package
+// twiliotest) as a process, over TLS like the real service, on a loopback
+// port: for load runs against the real verifyd binary. It is a test tool,
+// not part of verifyd.
+//
+// It prints one JSON line with its URL and credentials, writes its
+// certificate to -cert-out (point verifyd's SSL_CERT_FILE at it), and serves
+// a small admin API on another loopback port:
+//
+//	GET  /stats               {"requests": n, "connections": n}
+//	POST /latency?d=200ms     sets the latency added to every answer
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"verifyd/server/verify/twilioverify/twiliotest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "twilio-standin:", err)
+		os.Exit(1)
+	}
+}
+
+// Ready is the line the stand-in prints once it serves.
+type Ready struct {
+	URL        string `json:"url"`
+	AccountSID string `json:"account_sid"`
+	AuthToken  string `json:"auth_token"`
+	ServiceSID string `json:"service_sid"`
+	Admin      string `json:"admin"`
+}
+
+// Stats are the stand-in's counters.
+type Stats struct {
+	Requests    int64 `json:"requests"`
+	Connections int64 `json:"connections"`
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	flags := flag.NewFlagSet("twilio-standin", flag.ContinueOnError)
+	latency := flags.Duration("latency", 0, "latency added to every answer")
+	code := flags.String("fixed-code", "123456", "the code of every verification")
+	certOut := flags.String("cert-out", "", "write the TLS certificate (PEM) here")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	s := twiliotest.NewServer(twiliotest.Options{TLS: true, Latency: *latency, FixedCode: *code})
+	defer s.Close()
+	if *certOut != "" {
+		block := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})
+		if err := os.WriteFile(*certOut, block, 0o644); err != nil {
+			return err
+		}
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(Stats{Requests: s.Requests(), Connections: s.Connections()})
+	})
+	mux.HandleFunc("POST /latency", func(w http.ResponseWriter, r *http.Request) {
+		d, err := time.ParseDuration(r.URL.Query().Get("d"))
+		if err != nil || d < 0 {
+			http.Error(w, "d must be a duration", http.StatusBadRequest)
+			return
+		}
+		s.SetLatency(d)
+	})
+	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go admin.Serve(ln)
+	defer admin.Close()
+
+	if err := json.NewEncoder(stdout).Encode(Ready{URL: s.URL(), AccountSID: s.AccountSID(), AuthToken: s.AuthToken(),
+		ServiceSID: s.ServiceSID(), Admin: "http://" + ln.Addr().String()}); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	if err := admin.Shutdown(context.Background()); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

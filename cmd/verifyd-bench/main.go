@@ -1,0 +1,499 @@
+// Command verifyd-bench measures what verifyd adds on top of Twilio Verify.
+// It runs the real verifyd binary in Twilio mode against the Verify
+// stand-in run as a process over TLS (cmd/twilio-standin), all on loopback,
+// drives open-loop load at several concurrencies and upstream latencies, and
+// makes the same calls straight to the stand-in in the same run, so the
+// difference is verifyd's own cost. `make bench` builds the binaries and
+// runs it. It is a tool, never run by the tests.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "verifyd-bench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	verifyd, standin string
+	jsonOut          string
+	cpuProfile       string
+	short            bool
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	var o options
+	flags := flag.NewFlagSet("verifyd-bench", flag.ContinueOnError)
+	flags.StringVar(&o.verifyd, "verifyd", "bin/verifyd", "the verifyd binary")
+	flags.StringVar(&o.standin, "standin", "bin/twilio-standin", "the stand-in binary")
+	flags.StringVar(&o.jsonOut, "json", "", "also write the table as JSON to this file")
+	flags.StringVar(&o.cpuProfile, "cpuprofile", "", "write verifyd's CPU profile of the busiest scenario here")
+	flags.BoolVar(&o.short, "short", false, "shorter runs (a quick look, noisier figures)")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "verifyd-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	st, err := startStandin(ctx, o.standin, dir)
+	if err != nil {
+		return err
+	}
+	defer st.stop()
+
+	var rows []row
+	twilio, err := startVerifyd(ctx, o.verifyd, st, dir, nil)
+	if err != nil {
+		return err
+	}
+	for _, upstream := range []time.Duration{0, 200 * time.Millisecond} {
+		if err := st.setLatency(upstream); err != nil {
+			return err
+		}
+		for _, conc := range []int{1, 64, 256} {
+			for _, op := range []string{"request-otp", "verify-otp"} {
+				profile := ""
+				if upstream == 0 && conc == 256 && op == "request-otp" {
+					profile = o.cpuProfile
+				}
+				r, err := scenario(ctx, o, st, twilio, op, conc, upstream, profile)
+				if err != nil {
+					twilio.stop()
+					return fmt.Errorf("%s c=%d upstream=%v: %w", op, conc, upstream, err)
+				}
+				fmt.Fprintf(os.Stderr, "%s c=%d upstream=%v: %.1f/s p99 %v errors %d\n", op, conc, upstream, r.Proxy.Throughput, r.Proxy.P99, r.Proxy.Errors)
+				rows = append(rows, r)
+			}
+		}
+	}
+	twilio.stop()
+
+	dev, err := startVerifyd(ctx, o.verifyd, st, dir, []string{"VERIFY_BACKEND=dev"})
+	if err != nil {
+		return err
+	}
+	for _, conc := range []int{1, 64, 256} {
+		r, err := scenario(ctx, o, nil, dev, "request-otp", conc, 0, "")
+		if err != nil {
+			dev.stop()
+			return fmt.Errorf("dev request-otp c=%d: %w", conc, err)
+		}
+		rows = append(rows, r)
+	}
+	dev.stop()
+
+	fmt.Fprintf(stdout, "verifyd-bench %s, %d cores (%s)\n\n%s", time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), table(rows))
+	if o.jsonOut != "" {
+		data, err := json.MarshalIndent(map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "cores": runtime.NumCPU(), "rows": rows}, "", "  ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(o.jsonOut, data, 0o644)
+	}
+	return nil
+}
+
+// offered answers the open-loop rate and the duration of a scenario. With an
+// upstream latency the rate is the ideal one, concurrency/latency; without,
+// a rate this machine's two cores carry for all three processes.
+func offered(conc int, upstream time.Duration, short bool) (float64, time.Duration) {
+	dur := 4 * time.Second
+	if upstream > 0 {
+		dur = 6 * time.Second
+	}
+	if short {
+		dur /= 2
+	}
+	if upstream > 0 {
+		return float64(conc) / upstream.Seconds(), dur
+	}
+	switch conc {
+	case 1:
+		return 200, dur
+	case 64:
+		return 800, dur
+	}
+	return 1200, dur
+}
+
+// scenario measures op through verifyd and, when st is set, straight to the
+// stand-in.
+func scenario(ctx context.Context, o options, st *standin, v *verifyd, op string, conc int, upstream time.Duration, profile string) (row, error) {
+	rate, dur := offered(conc, upstream, o.short)
+	starts := schedule(rate, dur)
+	r := row{Scenario: op, Backend: v.backend, Concurrency: conc, Upstream: upstream, Rate: rate}
+
+	proxyNumbers := numbers(len(starts))
+	if st != nil {
+		directNumbers := numbers(len(starts))
+		if op == "verify-otp" {
+			if err := st.prestart(ctx, append(slices.Clone(proxyNumbers), directNumbers...), upstream); err != nil {
+				return r, err
+			}
+		}
+		client := st.client(conc)
+		samples, elapsed := attack(ctx, starts, conc, func(ctx context.Context, i int) bool {
+			return st.call(ctx, client, op, directNumbers[i])
+		})
+		d := summarize(samples, elapsed)
+		r.Direct = &d
+		client.CloseIdleConnections()
+	}
+
+	before, err := v.usage()
+	if err != nil {
+		return r, err
+	}
+	var connsBefore int64
+	if st != nil {
+		s, err := st.stats()
+		if err != nil {
+			return r, err
+		}
+		connsBefore = s.Connections
+	}
+	profiled := make(chan error, 1)
+	if profile != "" {
+		go func() { profiled <- v.profile(ctx, profile, dur*3/4) }()
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}, Timeout: 30 * time.Second}
+	samples, elapsed := attack(ctx, starts, conc, func(ctx context.Context, i int) bool {
+		return v.call(ctx, client, op, proxyNumbers[i])
+	})
+	client.CloseIdleConnections()
+	r.Proxy = summarize(samples, elapsed)
+	after, err := v.usage()
+	if err != nil {
+		return r, err
+	}
+	if st != nil {
+		s, err := st.stats()
+		if err != nil {
+			return r, err
+		}
+		r.UpstreamConns = s.Connections - connsBefore
+	}
+	if profile != "" {
+		if err := <-profiled; err != nil {
+			return r, err
+		}
+	}
+	if r.Direct != nil {
+		r.AddedP50 = r.Proxy.P50 - r.Direct.P50
+		r.AddedP99 = r.Proxy.P99 - r.Direct.P99
+	}
+	r.CPUPer1000 = (after.cpu - before.cpu) / float64(r.Proxy.Requests) * 1000
+	r.PeakRSSMB = after.peakRSSMB
+	return r, nil
+}
+
+// numbers answers n distinct valid US numbers, never used before in this run.
+var nextNumber atomic.Int64
+
+func numbers(n int) []string {
+	out := make([]string, 0, n)
+	for len(out) < n {
+		i := nextNumber.Add(1)
+		s := fmt.Sprintf("+1415%07d", 2000000+i)
+		if num, err := phonenumbers.Parse(s, ""); err == nil && phonenumbers.IsValidNumber(num) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// standin is the running stand-in process.
+type standin struct {
+	cmd   *exec.Cmd
+	ready struct {
+		URL        string `json:"url"`
+		AccountSID string `json:"account_sid"`
+		AuthToken  string `json:"auth_token"`
+		ServiceSID string `json:"service_sid"`
+		Admin      string `json:"admin"`
+	}
+	certFile string
+	pool     *x509.CertPool
+}
+
+func startStandin(ctx context.Context, bin, dir string) (*standin, error) {
+	s := &standin{certFile: filepath.Join(dir, "standin.pem")}
+	s.cmd = exec.CommandContext(ctx, bin, "-cert-out", s.certFile, "-fixed-code", "123456")
+	out, err := s.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	s.cmd.Stderr = os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start stand-in: %w", err)
+	}
+	line, err := bufio.NewReader(out).ReadBytes('\n')
+	if err != nil {
+		s.stop()
+		return nil, fmt.Errorf("stand-in: %w", err)
+	}
+	if err := json.Unmarshal(line, &s.ready); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("stand-in said %q: %w", line, err)
+	}
+	pem, err := os.ReadFile(s.certFile)
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	s.pool = x509.NewCertPool()
+	s.pool.AppendCertsFromPEM(pem)
+	return s, nil
+}
+
+func (s *standin) stop() {
+	s.cmd.Process.Signal(os.Interrupt)
+	s.cmd.Wait()
+}
+
+func (s *standin) setLatency(d time.Duration) error {
+	resp, err := http.Post(s.ready.Admin+"/latency?d="+d.String(), "", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("set latency: %s", resp.Status)
+	}
+	return nil
+}
+
+type standinStats struct{ Requests, Connections int64 }
+
+func (s *standin) stats() (standinStats, error) {
+	var st standinStats
+	resp, err := http.Get(s.ready.Admin + "/stats")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// client is an HTTP client for straight calls, pooled like verifyd's.
+func (s *standin) client(conc int) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: s.pool}, MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
+}
+
+// call makes the upstream call verifyd makes for op.
+func (s *standin) call(ctx context.Context, c *http.Client, op, to string) bool {
+	path, form, want := "/Verifications", url.Values{"To": {to}, "Channel": {"sms"}}, http.StatusCreated
+	if op == "verify-otp" {
+		path, form, want = "/VerificationCheck", url.Values{"To": {to}, "Code": {"123456"}}, http.StatusOK
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.ready.URL+"/v2/Services/"+s.ready.ServiceSID+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(s.ready.AccountSID, s.ready.AuthToken)
+	resp, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == want
+}
+
+// prestart starts a verification for every number straight at the stand-in,
+// with no latency, so that a check scenario has codes to check.
+func (s *standin) prestart(ctx context.Context, nums []string, restore time.Duration) error {
+	if err := s.setLatency(0); err != nil {
+		return err
+	}
+	c := s.client(64)
+	samples, _ := attack(ctx, make([]time.Duration, len(nums)), 64, func(ctx context.Context, i int) bool {
+		return s.call(ctx, c, "request-otp", nums[i])
+	})
+	c.CloseIdleConnections()
+	if sm := summarize(samples, time.Second); sm.Errors > 0 {
+		return fmt.Errorf("prestart: %d of %d failed", sm.Errors, sm.Requests)
+	}
+	return s.setLatency(restore)
+}
+
+// verifyd is the running verifyd process.
+type verifyd struct {
+	cmd       *exec.Cmd
+	url       string
+	debugURL  string
+	backend   string
+	clockTick float64
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func startVerifyd(ctx context.Context, bin string, st *standin, dir string, extra []string) (*verifyd, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	debug, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	env := append(os.Environ(),
+		"HOST=127.0.0.1", "PORT="+port, "DEBUG_ADDR="+debug, "LOG_LEVEL=info",
+		"TWILIO_ACCOUNT_SID="+st.ready.AccountSID, "TWILIO_AUTH_TOKEN="+st.ready.AuthToken,
+		"TWILIO_VERIFY_SERVICE_SID="+st.ready.ServiceSID, "TWILIO_VERIFY_BASE_URL="+st.ready.URL,
+		"TWILIO_MAX_CONNS=512", "SSL_CERT_FILE="+st.certFile,
+		// One client sends everything: the abuse limits would refuse the load.
+		"LIMIT_PHONE_COOLDOWN=0s", "LIMIT_PHONE_SENDS_PER_HOUR=0", "LIMIT_IP_SENDS_PER_HOUR=0",
+		"LIMIT_IP_CHECKS_PER_HOUR=0", "LIMIT_GLOBAL_SENDS_PER_MINUTE=0")
+	env = append(env, extra...)
+	v := &verifyd{url: "http://" + addr, debugURL: "http://" + debug, backend: "twilio", clockTick: 100}
+	if len(extra) > 0 {
+		v.backend = "dev"
+	}
+	v.cmd = exec.CommandContext(ctx, bin)
+	v.cmd.Env = env
+	log, err := os.Create(filepath.Join(dir, "verifyd-"+v.backend+".log"))
+	if err != nil {
+		return nil, err
+	}
+	v.cmd.Stdout, v.cmd.Stderr = log, os.Stderr
+	if err := v.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start verifyd: %w", err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(v.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return v, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			v.stop()
+			return nil, errors.New("verifyd never answered /healthz")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (v *verifyd) stop() {
+	v.cmd.Process.Signal(os.Interrupt)
+	v.cmd.Wait()
+}
+
+func (v *verifyd) call(ctx context.Context, c *http.Client, op, to string) bool {
+	body := `{"phoneNumber":"` + to + `"}`
+	if op == "verify-otp" {
+		body = `{"phoneNumber":"` + to + `","code":"123456"}`
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.url+"/api/"+op, strings.NewReader(body))
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+type usage struct {
+	cpu       float64 // user+system seconds so far
+	peakRSSMB float64 // since the last reset
+}
+
+// usage reads the process's CPU time and peak RSS from /proc, then resets
+// the peak so the next reading covers the next scenario only.
+func (v *verifyd) usage() (usage, error) {
+	var u usage
+	pid := strconv.Itoa(v.cmd.Process.Pid)
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return u, err
+	}
+	// Fields after the command name (which may hold spaces): utime is the
+	// 14th field of the line, stime the 15th.
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	u.cpu = (utime + stime) / v.clockTick
+	status, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return u, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			u.peakRSSMB = math.Round(kb/1024*10) / 10
+		}
+	}
+	_ = os.WriteFile("/proc/"+pid+"/clear_refs", []byte("5"), 0) // reset the peak
+	return u, nil
+}
+
+// profile saves a CPU profile of verifyd taken over d.
+func (v *verifyd) profile(ctx context.Context, file string, d time.Duration) error {
+	secs := max(1, int(d.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.debugURL+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
