@@ -66,7 +66,7 @@ func handleRequestOTP(cfg Config) echo.HandlerFunc {
 			VerificationSID:  v.SID,
 			Status:           string(v.Status),
 			PhoneNumber:      req.To,
-			MaskedNumber:     maskForDisplay(req.To),
+			MaskedNumber:     maskForDisplay(req.To, req.Parsed),
 			Channel:          string(req.Channel),
 			Locale:           req.Locale,
 			SendCodeAttempts: v.SendAttempts,
@@ -92,7 +92,7 @@ func startRequest(cfg Config, body requestOTPBody, acceptLanguage string) (verif
 			return verify.StartRequest{}, err
 		}
 	}
-	return verify.StartRequest{To: num.E164, Channel: channel, Locale: locale}, nil
+	return verify.StartRequest{To: num.E164, Channel: channel, Locale: locale, Parsed: num}, nil
 }
 
 func sentMessage(ch verify.Channel) string {
@@ -146,7 +146,7 @@ func checkRequest(cfg Config, body verifyOTPBody) (verify.CheckRequest, error) {
 		if err != nil {
 			return req, err
 		}
-		req.To = num.E164
+		req.To, req.Parsed = num.E164, num
 	case body.VerificationSID != "":
 		if !verify.ValidSID(body.VerificationSID) {
 			return req, verify.ErrInvalidSID

@@ -117,6 +117,12 @@ func TestRequestOTPNormalisesAndPicks(t *testing.T) {
 				t.Fatalf("POST %s = %d %s, want 200", tt.body, rec.Code, rec.Body)
 			}
 			want := verify.StartRequest{To: tt.wantTo, Channel: tt.wantChannel, Locale: tt.wantLocale, ClientIP: testClientIP}
+			if len(v.starts) == 1 {
+				if v.starts[0].Parsed.E164 != tt.wantTo || v.starts[0].Parsed.Region == "" {
+					t.Errorf("POST %s passed the parsed number %+v, want %s with its region", tt.body, v.starts[0].Parsed, tt.wantTo)
+				}
+				v.starts[0].Parsed = verify.Number{}
+			}
 			if len(v.starts) != 1 || v.starts[0] != want {
 				t.Errorf("POST %s sent %+v upstream, want %+v", tt.body, v.starts, want)
 			}
@@ -248,6 +254,12 @@ func TestVerifyOTP(t *testing.T) {
 				t.Errorf("POST %s has no message", tt.body)
 			}
 			tt.want.ClientIP = testClientIP
+			if len(v.checks) == 1 {
+				if v.checks[0].Parsed.E164 != tt.want.To {
+					t.Errorf("POST %s passed the parsed number %+v, want %q", tt.body, v.checks[0].Parsed, tt.want.To)
+				}
+				v.checks[0].Parsed = verify.Number{}
+			}
 			if len(v.checks) != 1 || v.checks[0] != tt.want {
 				t.Errorf("POST %s sent %+v upstream, want %+v", tt.body, v.checks, tt.want)
 			}

@@ -218,11 +218,11 @@ func sentSentence(to string, ch verify.Channel, again bool) string {
 	}
 	switch ch {
 	case verify.ChannelCall:
-		return s + maskForDisplay(to) + " by phone call."
+		return s + maskForDisplay(to, verify.Number{}) + " by phone call."
 	case verify.ChannelWhatsApp:
-		return s + maskForDisplay(to) + " on WhatsApp."
+		return s + maskForDisplay(to, verify.Number{}) + " on WhatsApp."
 	}
-	return s + maskForDisplay(to) + " by text message."
+	return s + maskForDisplay(to, verify.Number{}) + " by text message."
 }
 
 // handleVerify is step 2's post: check the code for the signed number.
@@ -251,7 +251,7 @@ func (f *forms) handleVerify(c echo.Context) error {
 		return f.failure(c, p, err)
 	}
 	p.Step, p.State, p.Sent = 3, "", ""
-	p.Verified = maskForDisplay(st.to) + " is verified."
+	p.Verified = maskForDisplay(st.to, req.Parsed) + " is verified."
 	return f.render(c, http.StatusOK, p, nil)
 }
 
@@ -336,12 +336,13 @@ func (f *forms) openState(sealed string) (formState, error) {
 
 // maskForDisplay shows the country calling code and the last four digits:
 // "+1 ••• 2671". Enough for the person to recognise their number.
-func maskForDisplay(e164 string) string {
-	num, err := phonenumbers.Parse(e164, "")
-	if err != nil || len(e164) < 8 {
+func maskForDisplay(e164 string, parsed verify.Number) string {
+	num, err := verify.Classify(e164, parsed)
+	cc := phonenumbers.GetCountryCodeForRegion(num.Region)
+	if err != nil || cc == 0 || len(e164) < 8 {
 		return verify.Mask(e164)
 	}
-	return "+" + strconv.Itoa(int(num.GetCountryCode())) + " ••• " + e164[len(e164)-4:]
+	return "+" + strconv.Itoa(cc) + " ••• " + e164[len(e164)-4:]
 }
 
 // assetURLs answers each static file's URL with a content hash, so the

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/nyaruka/phonenumbers"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"verifyd/server/verify"
@@ -100,7 +99,7 @@ func (cv countingVerifier) Start(ctx context.Context, req verify.StartRequest) (
 	if err != nil {
 		outcome = cv.m.failure(err)
 	}
-	cv.m.started.WithLabelValues(string(req.Channel), country(req.To), outcome).Inc()
+	cv.m.started.WithLabelValues(string(req.Channel), country(req.To, req.Parsed), outcome).Inc()
 	return v, err
 }
 
@@ -124,7 +123,7 @@ func (cv countingVerifier) Check(ctx context.Context, req verify.CheckRequest) (
 	default:
 		outcome = cv.m.failure(verify.Outcome(v))
 	}
-	cv.m.checked.WithLabelValues(channel, country(to), outcome).Inc()
+	cv.m.checked.WithLabelValues(channel, country(to, req.Parsed), outcome).Inc()
 	return v, err
 }
 
@@ -155,16 +154,12 @@ func (m *Metrics) failure(err error) string {
 }
 
 // country is the destination's ISO region, for the per-country series.
-func country(e164 string) string {
+func country(e164 string, parsed verify.Number) string {
 	if e164 == "" {
 		return "unknown"
 	}
-	num, err := phonenumbers.Parse(e164, "")
-	if err != nil {
-		return "unknown"
-	}
-	if r := phonenumbers.GetRegionCodeForNumber(num); r != "" {
-		return r
+	if num, err := verify.Classify(e164, parsed); err == nil && num.Region != "" {
+		return num.Region
 	}
 	return "unknown"
 }

@@ -173,18 +173,15 @@ func appendRule(rules []limitedRule, key string, limit int, window time.Duration
 // checkDestination applies the country allowlist and, for SMS, the refused
 // number types. It decides from the number alone, with phonenumbers.
 func (g *Guard) checkDestination(req verify.StartRequest) error {
-	num, err := phonenumbers.Parse(req.To, "")
+	num, err := verify.Classify(req.To, req.Parsed)
 	if err != nil {
-		return verify.ErrInvalidPhone.With(err, 0)
+		return err
 	}
-	region := phonenumbers.GetRegionCodeForNumber(num)
-	if len(g.countries) > 0 && !g.countries[region] {
-		return ErrCountryNotAllowed.With(fmt.Errorf("destination country %q", region), 0)
+	if len(g.countries) > 0 && !g.countries[num.Region] {
+		return ErrCountryNotAllowed.With(fmt.Errorf("destination country %q", num.Region), 0)
 	}
-	if req.Channel == verify.ChannelSMS && !g.cfg.Exempt(req.To) {
-		if t := phonenumbers.GetNumberType(num); smsRefusedTypes[t] {
-			return ErrNumberTypeNotAllowed.With(fmt.Errorf("number type %d in %q", t, region), 0)
-		}
+	if req.Channel == verify.ChannelSMS && !g.cfg.Exempt(req.To) && smsRefusedTypes[num.Type] {
+		return ErrNumberTypeNotAllowed.With(fmt.Errorf("number type %d in %q", num.Type, num.Region), 0)
 	}
 	return nil
 }

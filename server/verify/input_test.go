@@ -180,3 +180,13 @@ func TestOutcome(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkParsePhone(b *testing.B) {
+	p := verify.PhoneParser{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Parse("+14155552671"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -53,6 +53,10 @@ type StartRequest struct {
 	// ClientIP is the address of the person asking (after trusted proxies),
 	// for per-client limits; the zero Addr when unknown.
 	ClientIP netip.Addr
+	// Parsed is To as PhoneParser found it (region, type), when the caller
+	// parsed it; the zero Number otherwise. It saves parsing the same number
+	// again along the way, which costs more than the rest of a request.
+	Parsed Number
 }
 
 // CheckRequest asks a backend whether a code is right. Exactly one of To and
@@ -61,8 +65,9 @@ type CheckRequest struct {
 	To   string // E.164, already normalised
 	SID  string // a verification SID ("VE" + 32 hex)
 	Code string // 4 to 10 digits
-	// ClientIP is as in StartRequest.
+	// ClientIP and Parsed are as in StartRequest.
 	ClientIP netip.Addr
+	Parsed   Number
 }
 
 // Verification is what a backend answers to a start or a check.
@@ -108,4 +113,13 @@ func Outcome(v Verification) error {
 	}
 	return &Error{Kind: KindUnavailable, Code: "upstream_unavailable",
 		Message: msgUnavailable, Err: errorf("check answered unknown status %q", v.Status)}
+}
+
+// Classify answers the region and type of e164, from parsed when it is that
+// number, else by parsing it.
+func Classify(e164 string, parsed Number) (Number, error) {
+	if parsed.E164 != "" && parsed.E164 == e164 {
+		return parsed, nil
+	}
+	return PhoneParser{}.Parse(e164)
 }
