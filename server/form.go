@@ -173,13 +173,19 @@ func (f *forms) handleRequest(c echo.Context) error {
 	return f.start(c, p, req, false)
 }
 
+// stepTwoPost reads a post from step 2: its token checked, its signed
+// number opened.
+func (f *forms) stepTwoPost(c echo.Context) (formState, error) {
+	if err := f.parseForm(c); err != nil {
+		return formState{}, err
+	}
+	return f.openState(c.Request().PostFormValue("state"))
+}
+
 // handleResend sends a new code to the number signed into step 2.
 func (f *forms) handleResend(c echo.Context) error {
 	p := f.page(c, 1)
-	if err := f.parseForm(c); err != nil {
-		return f.failure(c, p, err)
-	}
-	st, err := f.openState(c.Request().PostFormValue("state"))
+	st, err := f.stepTwoPost(c)
 	if err != nil {
 		return f.failure(c, p, err)
 	}
@@ -216,22 +222,20 @@ func sentSentence(to string, ch verify.Channel, again bool) string {
 	if again {
 		s = "We sent a new code to "
 	}
+	how := " by text message."
 	switch ch {
 	case verify.ChannelCall:
-		return s + maskForDisplay(to, verify.Number{}) + " by phone call."
+		how = " by phone call."
 	case verify.ChannelWhatsApp:
-		return s + maskForDisplay(to, verify.Number{}) + " on WhatsApp."
+		how = " on WhatsApp."
 	}
-	return s + maskForDisplay(to, verify.Number{}) + " by text message."
+	return s + maskForDisplay(to, verify.Number{}) + how
 }
 
 // handleVerify is step 2's post: check the code for the signed number.
 func (f *forms) handleVerify(c echo.Context) error {
 	p := f.page(c, 1)
-	if err := f.parseForm(c); err != nil {
-		return f.failure(c, p, err)
-	}
-	st, err := f.openState(c.Request().PostFormValue("state"))
+	st, err := f.stepTwoPost(c)
 	if err != nil {
 		return f.failure(c, p, err)
 	}

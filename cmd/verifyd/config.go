@@ -148,11 +148,9 @@ func fieldKey(name string) string {
 
 // check validates what parsing cannot, and chooses the backend when
 // VERIFY_BACKEND is unset.
-func (c *config) check(vars map[string]string) []string {
-	var p []string
-	bad := func(name, format string, args ...any) {
-		p = append(p, name+": "+fmt.Sprintf(format, args...))
-	}
+func (c *config) check(vars map[string]string) problems {
+	var p problems
+	bad := p.add
 
 	switch c.AppEnv {
 	case "development", "test", "staging", "production":
@@ -208,11 +206,9 @@ func (c *config) check(vars map[string]string) []string {
 	return p
 }
 
-func (c *config) checkTwilio() []string {
-	var p []string
-	bad := func(name, format string, args ...any) {
-		p = append(p, name+": "+fmt.Sprintf(format, args...))
-	}
+func (c *config) checkTwilio() problems {
+	var p problems
+	bad := p.add
 	if !accountSIDPattern.MatchString(c.TwilioAccountSID) {
 		bad("TWILIO_ACCOUNT_SID", "required: AC followed by 32 hex digits")
 	}
@@ -290,11 +286,9 @@ func secretBytes(s secret) []byte {
 }
 
 // checkAbuse validates the abuse-protection settings (see server/abuse).
-func (c *config) checkAbuse() []string {
-	var p []string
-	bad := func(name, format string, args ...any) {
-		p = append(p, name+": "+fmt.Sprintf(format, args...))
-	}
+func (c *config) checkAbuse() problems {
+	var p problems
+	bad := p.add
 	if _, err := c.trustedProxies(); err != nil {
 		bad("TRUSTED_PROXIES", "%v", err)
 	}
@@ -357,11 +351,9 @@ func (c *config) trustedProxies() ([]netip.Prefix, error) {
 }
 
 // checkServing validates probes, metrics and TLS settings.
-func (c *config) checkServing() []string {
-	var p []string
-	bad := func(name, format string, args ...any) {
-		p = append(p, name+": "+fmt.Sprintf(format, args...))
-	}
+func (c *config) checkServing() problems {
+	var p problems
+	bad := p.add
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			bad("METRICS_ADDR", "must be host:port such as 127.0.0.1:9090, not %q", c.MetricsAddr)
@@ -386,4 +378,11 @@ func (c *config) checkServing() []string {
 		bad("TLS_CERT_FILE", "TLS_CERT_FILE and TLS_KEY_FILE go together")
 	}
 	return p
+}
+
+// problems collects configuration errors, one line per variable.
+type problems []string
+
+func (p *problems) add(name, format string, args ...any) {
+	*p = append(*p, name+": "+fmt.Sprintf(format, args...))
 }
