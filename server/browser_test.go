@@ -19,6 +19,7 @@ import (
 	"verifyd/server/abuse"
 	"verifyd/server/verify"
 	"verifyd/server/verify/engine"
+	"verifyd/server/verify/verifytest"
 	"verifyd/static"
 	"verifyd/web"
 )
@@ -182,7 +183,7 @@ func TestBrowserWithScript(t *testing.T) {
 			shot(t, ctx, "js-"+size.name+"-2-code")
 
 			code := box.last(t, testNumber)
-			run(t, ctx, "a wrong code", chromedp.SendKeys("#code", wrongCodeFor(code), chromedp.ByQuery),
+			run(t, ctx, "a wrong code", chromedp.SendKeys("#code", verifytest.WrongCode(code), chromedp.ByQuery),
 				chromedp.Click("#form-code button", chromedp.ByQuery),
 				poll(`document.getElementById('code-error').textContent.includes('not right')`))
 			if got := evalString(t, ctx, `document.getElementById('step-code').hidden ? 'hidden' : 'shown'`); got != "shown" {
@@ -253,7 +254,7 @@ func TestBrowserWithoutScript(t *testing.T) {
 	shot(t, ctx, "nojs-desktop-2-code")
 
 	code := box.last(t, testNumber)
-	run(t, ctx, "a wrong code", chromedp.SendKeys("#code", wrongCodeFor(code), chromedp.ByQuery),
+	run(t, ctx, "a wrong code", chromedp.SendKeys("#code", verifytest.WrongCode(code), chromedp.ByQuery),
 		// Only the server's answer marks the field invalid: this waits for
 		// the post to come back.
 		chromedp.Click("#form-code button", chromedp.ByQuery), chromedp.WaitVisible(`#code[aria-invalid="true"]`, chromedp.ByQuery))

@@ -22,6 +22,7 @@ import (
 	"verifyd/server/verify"
 	"verifyd/server/verify/twilioverify"
 	"verifyd/server/verify/twilioverify/twiliotest"
+	"verifyd/server/verify/verifytest"
 )
 
 // scrape parses GET /metrics into "name{label=value,...}" → value, labels
@@ -96,7 +97,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		if strings.Contains(body, "%s") {
 			code, _ := standin.Code("+14155552671")
 			if i == 2 {
-				code = wrongCodeFor(code)
+				code = verifytest.WrongCode(code)
 			}
 			body = fmt.Sprintf(body, code)
 		}
@@ -140,13 +141,4 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 			t.Errorf("a locally refused number was counted as a start: %s", k)
 		}
 	}
-}
-
-// wrongCodeFor answers a code that differs from code in every digit.
-func wrongCodeFor(code string) string {
-	b := []byte(code)
-	for i := range b {
-		b[i] = '0' + (b[i]-'0'+1)%10
-	}
-	return string(b)
 }

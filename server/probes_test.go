@@ -14,15 +14,8 @@ import (
 	"verifyd/server/verify"
 	"verifyd/server/verify/twilioverify"
 	"verifyd/server/verify/twilioverify/twiliotest"
+	"verifyd/server/verify/verifytest"
 )
-
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) Advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
 
 func newTwilioBackend(t *testing.T, standin *twiliotest.Server, timeout time.Duration, observe func(twilioverify.Attempt)) *twilioverify.Backend {
 	t.Helper()
@@ -70,7 +63,7 @@ func TestReadiness(t *testing.T) {
 	standin := twiliotest.NewServer(twiliotest.Options{})
 	defer standin.Close()
 	backend := newTwilioBackend(t, standin, 300*time.Millisecond, nil)
-	clk := &testClock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	clk := verifytest.NewClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 	h := server.NewHandler(server.Config{
 		Logger: slog.New(slog.DiscardHandler), Verifier: &recordingVerifier{}, Locales: verify.NewLocales(),
 		Channels: verify.Channels{verify.ChannelSMS}, Web: fstest.MapFS{"templates/index.html": {}}, Static: fstest.MapFS{},
@@ -109,7 +102,7 @@ func TestReadiness(t *testing.T) {
 		if st.name == "stops answering" {
 			// The probes gave up at their 100ms deadline; the one check in
 			// flight ends at the backend's own 300ms deadline.
-			waitFor(t, "the hanging check to end", func() bool {
+			verifytest.WaitFor(t, "the hanging check to end", func() bool {
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 				var b map[string]any

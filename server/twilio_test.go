@@ -10,6 +10,7 @@ import (
 
 	"verifyd/server/verify/twilioverify"
 	"verifyd/server/verify/twilioverify/twiliotest"
+	"verifyd/server/verify/verifytest"
 )
 
 // newTwilioStack is the whole path a request takes in production: the real
@@ -104,19 +105,8 @@ func TestTwilioClientGoneCancelsUpstream(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	waitFor(t, "the request to reach the stand-in", func() bool { return standin.Requests() == 1 })
+	verifytest.WaitFor(t, "the request to reach the stand-in", func() bool { return standin.Requests() == 1 })
 	cancel()
 	<-done
-	waitFor(t, "the upstream call to be canceled", func() bool { return standin.Canceled() == 1 })
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	verifytest.WaitFor(t, "the upstream call to be canceled", func() bool { return standin.Canceled() == 1 })
 }

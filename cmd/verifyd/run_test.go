@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"verifyd/server/verify/twilioverify/twiliotest"
+	"verifyd/server/verify/verifytest"
 )
 
 // syncBuffer is the run's stdout: written by the server, read by the test.
@@ -158,15 +159,6 @@ func (in *instance) post(t *testing.T, path, body string) (int, map[string]any) 
 
 const e2eNumber = "+14155552671"
 
-// wrongCode answers a code that differs from code in every digit.
-func wrongCode(code string) string {
-	b := []byte(code)
-	for i := range b {
-		b[i] = '0' + (b[i]-'0'+1)%10
-	}
-	return string(b)
-}
-
 // verifyFlow requests a code, checks a wrong one, then the right one.
 func verifyFlow(t *testing.T, in *instance, codeOf func() string) {
 	t.Helper()
@@ -179,7 +171,7 @@ func verifyFlow(t *testing.T, in *instance, codeOf func() string) {
 		t.Fatalf("request-otp sid = %q", sid)
 	}
 	code := codeOf()
-	status, body = in.post(t, "/api/verify-otp", fmt.Sprintf(`{"phoneNumber":%q,"code":%q}`, e2eNumber, wrongCode(code)))
+	status, body = in.post(t, "/api/verify-otp", fmt.Sprintf(`{"phoneNumber":%q,"code":%q}`, e2eNumber, verifytest.WrongCode(code)))
 	if status != 400 || body["code"] != "wrong_code" || body["verified"] != false {
 		t.Fatalf("verify-otp with a wrong code = %d %v, want 400 wrong_code", status, body)
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"verifyd/server/verify/twilioverify/twiliotest"
+	"verifyd/server/verify/verifytest"
 )
 
 // writeCert writes a fresh self-signed certificate for 127.0.0.1 with the
@@ -133,9 +134,9 @@ func TestProbesAndMetricsThroughRun(t *testing.T) {
 		t.Errorf("GET /readyz = %d %s, want 200 with twilio ok", status, body)
 	}
 	standin.SetFailure(twiliotest.AnyRequest, &twiliotest.Failure{Status: 401, Code: 20003, Message: "Authenticate"})
-	waitFor(t, "readiness to fail", func() bool { s, _ := get(in.url + "/readyz"); return s == 503 })
+	verifytest.WaitFor(t, "readiness to fail", func() bool { s, _ := get(in.url + "/readyz"); return s == 503 })
 	standin.SetFailure(twiliotest.AnyRequest, nil)
-	waitFor(t, "readiness to recover", func() bool { s, _ := get(in.url + "/readyz"); return s == 200 })
+	verifytest.WaitFor(t, "readiness to recover", func() bool { s, _ := get(in.url + "/readyz"); return s == 200 })
 	if status, body := get(in.url + "/healthz"); status != 200 || !strings.Contains(body, "UP") {
 		t.Errorf("GET /healthz = %d %s", status, body)
 	}
@@ -160,16 +161,5 @@ func TestProbesAndMetricsThroughRun(t *testing.T) {
 	}
 	if status, _ := get(in.url + "/metrics"); status != 404 {
 		t.Errorf("GET /metrics on the public port = %d, want 404 with METRICS_ADDR set", status)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

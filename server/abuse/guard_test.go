@@ -19,6 +19,7 @@ import (
 	"verifyd/server/abuse"
 	"verifyd/server/abuse/redistest"
 	"verifyd/server/verify"
+	"verifyd/server/verify/verifytest"
 )
 
 // countingVerifier approves everything and counts what reached it.
@@ -33,14 +34,6 @@ func (c *countingVerifier) Check(_ context.Context, req verify.CheckRequest) (ve
 	c.checks.Add(1)
 	return verify.Verification{To: req.To, Status: verify.StatusApproved}, nil
 }
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
 
 // switchableStore fails while down is set, and otherwise counts in memory.
 type switchableStore struct {
@@ -67,10 +60,10 @@ var (
 	ip2 = netip.MustParseAddr("203.0.113.2")
 )
 
-func newGuard(t *testing.T, cfg abuse.Config) (*abuse.Guard, *countingVerifier, *clock) {
+func newGuard(t *testing.T, cfg abuse.Config) (*abuse.Guard, *countingVerifier, *verifytest.Clock) {
 	t.Helper()
 	backend := &countingVerifier{}
-	clk := &clock{t: t0}
+	clk := verifytest.NewClock(t0)
 	if cfg.Next == nil {
 		cfg.Next = backend
 	}

@@ -9,28 +9,11 @@ import (
 
 	"verifyd/server/verify"
 	"verifyd/server/verify/engine"
+	"verifyd/server/verify/verifytest"
 )
 
-// clock is an injected clock that moves only when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock {
-	return &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newClock() *verifytest.Clock {
+	return verifytest.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 }
 
 // recordingSender delivers every message into a list.
@@ -143,7 +126,7 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef")
 
 type rig struct {
 	eng    *engine.Engine
-	clock  *clock
+	clock  *verifytest.Clock
 	sender *recordingSender
 	store  *engine.MemoryStore
 }

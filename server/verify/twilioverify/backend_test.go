@@ -18,23 +18,13 @@ import (
 	"verifyd/server/verify"
 	"verifyd/server/verify/twilioverify"
 	"verifyd/server/verify/twilioverify/twiliotest"
+	"verifyd/server/verify/verifytest"
 )
 
 // These tests run the real twilio-go SDK, through the Backend, against the
 // local stand-in over real HTTP.
 
 const alice = "+14155552671"
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
 
 func newStandIn(t *testing.T, opts twiliotest.Options) *twiliotest.Server {
 	t.Helper()
@@ -65,33 +55,12 @@ func newBackend(t *testing.T, cfg twilioverify.Config) *twilioverify.Backend {
 	return b
 }
 
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
-func wrongCode(code string) string {
-	if code == "000000" {
-		return "111111"
-	}
-	return "000000"
-}
-
 func startReq(to string) verify.StartRequest {
 	return verify.StartRequest{To: to, Channel: verify.ChannelSMS}
 }
 
 func TestStartWrongRightFlow(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)}
+	clock := verifytest.NewClock(time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC))
 	srv := newStandIn(t, twiliotest.Options{Now: clock.Now})
 	b := newBackend(t, configFor(srv))
 	ctx := t.Context()
@@ -111,7 +80,7 @@ func TestStartWrongRightFlow(t *testing.T) {
 	}
 
 	code, _ := srv.Code(alice)
-	got, err := b.Check(ctx, verify.CheckRequest{To: alice, Code: wrongCode(code)})
+	got, err := b.Check(ctx, verify.CheckRequest{To: alice, Code: verifytest.WrongCode(code)})
 	if err != nil || got.Status != verify.StatusPending || got.SID != v.SID {
 		t.Fatalf("Check(wrong code) = %+v, %v, want pending, nil", got, err)
 	}
@@ -339,12 +308,12 @@ func TestClientGoneCancelsUpstream(t *testing.T) {
 		_, err := b.Check(ctx, verify.CheckRequest{To: alice, Code: "123456"})
 		errc <- err
 	}()
-	waitFor(t, "the check to reach the stand-in", func() bool { return srv.Requests() == 1 })
+	verifytest.WaitFor(t, "the check to reach the stand-in", func() bool { return srv.Requests() == 1 })
 	cancel()
 	if err := <-errc; !errors.Is(err, verify.ErrClientGone) {
 		t.Errorf("Check(%q) canceled by the caller = %v, want %v", alice, err, verify.ErrClientGone)
 	}
-	waitFor(t, "the stand-in to see the cancellation", func() bool { return srv.Canceled() == 1 })
+	verifytest.WaitFor(t, "the stand-in to see the cancellation", func() bool { return srv.Canceled() == 1 })
 
 	// A caller already gone costs no request at all.
 	if _, err := b.Start(ctx, startReq(alice)); !errors.Is(err, verify.ErrClientGone) {

@@ -6,33 +6,15 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"verifyd/server/verify/twilioverify/twiliotest"
+	"verifyd/server/verify/verifytest"
 )
 
-// fakeClock is a settable clock for Options.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newFakeClock() *verifytest.Clock {
+	return verifytest.NewClock(time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC))
 }
 
 // reply is one answer of the stand-in, as a raw client sees it.
@@ -123,26 +105,4 @@ func (c *rawClient) fetch(sid string) reply {
 func (c *rawClient) cancel(sid string) reply {
 	c.t.Helper()
 	return c.do(http.MethodPost, c.svc()+"/Verifications/"+sid, url.Values{"Status": {"canceled"}})
-}
-
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
-// wrongCode answers a well-formed code different from code.
-func wrongCode(code string) string {
-	if code == "000000" {
-		return "111111"
-	}
-	return "000000"
 }

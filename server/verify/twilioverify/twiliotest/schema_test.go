@@ -13,6 +13,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"verifyd/server/verify/twilioverify/twiliotest"
+	"verifyd/server/verify/verifytest"
 )
 
 // The stand-in is only as good as its likeness to Twilio. These tests hold
@@ -85,7 +86,7 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 	code, _ := srv.Code(alice)
 	add(c.start(alice, "call"))
 	add(c.fetch(sid))
-	add(c.checkTo(alice, wrongCode(code)))
+	add(c.checkTo(alice, verifytest.WrongCode(code)))
 	add(c.checkSID(sid, code))
 	add(c.checkSID(sid, code)) // 404
 	bob := "+442071838750"

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"verifyd/server/verify/twilioverify/twiliotest"
+	"verifyd/server/verify/verifytest"
 )
 
 const alice = "+14155552671"
@@ -141,7 +142,7 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	// A wrong code is not an error.
-	r = c.checkTo(alice, wrongCode(code))
+	r = c.checkTo(alice, verifytest.WrongCode(code))
 	if r.status != 200 || r.str("status") != "pending" || r.body["valid"] != false {
 		t.Fatalf("check with a wrong code = %d %s, want 200 pending valid false", r.status, r.raw)
 	}
@@ -186,7 +187,7 @@ func TestMaxChecks(t *testing.T) {
 	sid := c.start(alice, "sms").str("sid")
 	code, _ := srv.Code(alice)
 	for i := 1; i <= 5; i++ {
-		if r := c.checkTo(alice, wrongCode(code)); r.status != 200 || r.str("status") != "pending" {
+		if r := c.checkTo(alice, verifytest.WrongCode(code)); r.status != 200 || r.str("status") != "pending" {
 			t.Fatalf("wrong check #%d = %d %s, want 200 pending", i, r.status, r.raw)
 		}
 	}
@@ -308,12 +309,12 @@ func TestHangAndLatencyCountCancellations(t *testing.T) {
 				}
 				errc <- err
 			}()
-			waitFor(t, "the request to arrive", func() bool { return srv.Requests() == before+1 })
+			verifytest.WaitFor(t, "the request to arrive", func() bool { return srv.Requests() == before+1 })
 			cancel()
 			if err := <-errc; err == nil {
 				t.Fatalf("request answered, want it canceled")
 			}
-			waitFor(t, "Canceled() to count it", func() bool { return srv.Canceled() == int64(i+1) })
+			verifytest.WaitFor(t, "Canceled() to count it", func() bool { return srv.Canceled() == int64(i+1) })
 		})
 	}
 	srv.SetLatency(0)
@@ -360,7 +361,7 @@ func TestCloseReleasesHangingRequests(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	waitFor(t, "the request to arrive", func() bool { return srv.Requests() == 1 })
+	verifytest.WaitFor(t, "the request to arrive", func() bool { return srv.Requests() == 1 })
 	srv.Close() // must not wait for the client, which never gives up
 	<-done
 }
