@@ -23,12 +23,11 @@ import (
 // recordingVerifier answers with fixed results and records what reached it,
 // so tests can assert that refused input never goes upstream.
 type recordingVerifier struct {
-	mu       sync.Mutex
-	starts   []verify.StartRequest
-	checks   []verify.CheckRequest
-	startFn  func(verify.StartRequest) (verify.Verification, error)
-	checkFn  func(verify.CheckRequest) (verify.Verification, error)
-	blockCtx bool // when set, calls wait for their context to end
+	mu      sync.Mutex
+	starts  []verify.StartRequest
+	checks  []verify.CheckRequest
+	startFn func(verify.StartRequest) (verify.Verification, error)
+	checkFn func(verify.CheckRequest) (verify.Verification, error)
 }
 
 func (r *recordingVerifier) Start(ctx context.Context, req verify.StartRequest) (verify.Verification, error) {

@@ -51,8 +51,6 @@ func TestAttackCountsQueueing(t *testing.T) {
 	// so the i-th completes no earlier than after i+1 service times.
 	starts := make([]time.Duration, 5)
 	var calls atomic.Int64
-	block := make(chan struct{})
-	close(block)
 	samples, _ := attack(context.Background(), starts, 1, func(ctx context.Context, i int) bool {
 		calls.Add(1)
 		spin := time.Now().Add(2 * time.Millisecond)

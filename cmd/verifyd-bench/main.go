@@ -28,7 +28,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
@@ -42,6 +41,7 @@ func main() {
 }
 
 type options struct {
+	numbers          *numberSource
 	verifyd, standin string
 	jsonOut          string
 	cpuProfile       string
@@ -50,7 +50,7 @@ type options struct {
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
-	var o options
+	o := options{numbers: &numberSource{}}
 	flags := flag.NewFlagSet("verifyd-bench", flag.ContinueOnError)
 	flags.StringVar(&o.verifyd, "verifyd", "bin/verifyd", "the verifyd binary")
 	flags.StringVar(&o.standin, "standin", "bin/twilio-standin", "the stand-in binary")
@@ -175,14 +175,14 @@ func scenario(ctx context.Context, o options, st *standin, v *verifyd, op string
 	// still counted from before it.
 	warm := schedule(rate, dur/4)
 	warmUp := func(call func(ctx context.Context, i int, to string) bool) {
-		nums := numbers(len(warm))
+		nums := o.numbers.take(len(warm))
 		attack(ctx, warm, conc, func(ctx context.Context, i int) bool { return call(ctx, i, nums[i]) })
 	}
 	r := row{Scenario: op, Backend: v.backend, Concurrency: conc, Upstream: upstream, Rate: rate}
 
-	proxyNumbers := numbers(len(starts))
+	proxyNumbers := o.numbers.take(len(starts))
 	if st != nil {
-		directNumbers := numbers(len(starts))
+		directNumbers := o.numbers.take(len(starts))
 		if op == "verify-otp" {
 			if err := st.prestart(ctx, append(slices.Clone(proxyNumbers), directNumbers...), upstream); err != nil {
 				return r, err
@@ -246,13 +246,15 @@ func scenario(ctx context.Context, o options, st *standin, v *verifyd, op string
 	return r, nil
 }
 
-// numbers answers n distinct valid US numbers, never used before in this run.
-var nextNumber atomic.Int64
+// numberSource hands out distinct valid US numbers, none twice in a run:
+// the stand-in, like Twilio, limits sends per number.
+type numberSource struct{ next int }
 
-func numbers(n int) []string {
+func (ns *numberSource) take(n int) []string {
 	out := make([]string, 0, n)
 	for len(out) < n {
-		i := nextNumber.Add(1)
+		ns.next++
+		i := ns.next
 		s := fmt.Sprintf("+1415%07d", 2000000+i)
 		if num, err := phonenumbers.Parse(s, ""); err == nil && phonenumbers.IsValidNumber(num) {
 			out = append(out, s)
