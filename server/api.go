@@ -70,7 +70,8 @@ func handleRequestOTP(cfg Config) echo.HandlerFunc {
 			Channel:          string(req.Channel),
 			Locale:           req.Locale,
 			SendCodeAttempts: v.SendAttempts,
-			Message:          sentMessage(req.Channel),
+			// A second send within the code's life says so: it is a resend.
+			Message: sentSentence(req.To, req.Parsed, req.Channel, v.SendAttempts > 1),
 		})
 	}
 }
@@ -93,16 +94,6 @@ func startRequest(cfg Config, body requestOTPBody, acceptLanguage string) (verif
 		}
 	}
 	return verify.StartRequest{To: num.E164, Channel: channel, Locale: locale, Parsed: num}, nil
-}
-
-func sentMessage(ch verify.Channel) string {
-	switch ch {
-	case verify.ChannelCall:
-		return "We are calling you with your code."
-	case verify.ChannelWhatsApp:
-		return "We sent your code on WhatsApp."
-	}
-	return "We sent your code by text message."
 }
 
 func handleVerifyOTP(cfg Config) echo.HandlerFunc {

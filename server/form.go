@@ -213,11 +213,12 @@ func (f *forms) toStep2(p *page, to string, ch verify.Channel, again bool) {
 	p.Step, p.Phone = 2, ""
 	p.State = f.sealState(formState{to: to, channel: ch, at: f.cfg.Now()})
 	p.ResendAfter = int(f.cooldown.Seconds())
-	p.Sent = sentSentence(to, ch, again)
+	p.Sent = sentSentence(to, verify.Number{}, ch, again)
 }
 
-// sentSentence says where the code went, with the number masked.
-func sentSentence(to string, ch verify.Channel, again bool) string {
+// sentSentence says where the code went, with the number masked: the same
+// words on the page, in the script and in the JSON API's message.
+func sentSentence(to string, parsed verify.Number, ch verify.Channel, again bool) string {
 	s := "We sent a code to "
 	if again {
 		s = "We sent a new code to "
@@ -229,7 +230,7 @@ func sentSentence(to string, ch verify.Channel, again bool) string {
 	case verify.ChannelWhatsApp:
 		how = " on WhatsApp."
 	}
-	return s + maskForDisplay(to, verify.Number{}) + how
+	return s + maskForDisplay(to, parsed) + how
 }
 
 // handleVerify is step 2's post: check the code for the signed number.

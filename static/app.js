@@ -68,11 +68,10 @@
     timer = setInterval(tick, 1000);
   };
 
-  const toCode = (data, again) => {
+  const toCode = (data) => {
     number = data.phoneNumber;
     masked = data.maskedPhoneNumber;
-    $('sent-to').textContent = (again ? 'We sent a new code to ' : 'We sent a code to ') +
-      data.maskedPhoneNumber + (data.channel === 'call' ? ' by phone call.' : data.channel === 'whatsapp' ? ' on WhatsApp.' : ' by text message.');
+    $('sent-to').textContent = data.message; // the server's words: where the code went
     show('code');
     const code = $('code');
     code.value = '';
@@ -97,7 +96,7 @@
       return;
     }
     setError(phone, $('phone-error'), '');
-    toCode(data, false);
+    toCode(data);
   });
 
   $('form-code').addEventListener('submit', async (ev) => {
@@ -137,7 +136,7 @@
       setError($('code'), $('code-error'), data.message);
       return;
     }
-    toCode(data, true);
+    toCode(data);
   });
 
   $('change-number').addEventListener('click', (ev) => {
