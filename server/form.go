@@ -54,6 +54,7 @@ type forms struct {
 	css, js  string // content-addressed asset URLs
 	key      []byte
 	cooldown time.Duration
+	example  string // the number format the page shows, from DEFAULT_REGION
 }
 
 func newForms(cfg Config, assets map[string]string) *forms {
@@ -72,6 +73,12 @@ func newForms(cfg Config, assets map[string]string) *forms {
 	}
 	if f.cooldown <= 0 {
 		f.cooldown = defaultResendCooldown
+	}
+	f.example = "+14155552671"
+	if cfg.Phones.DefaultRegion != "" {
+		if ex := phonenumbers.GetExampleNumberForType(cfg.Phones.DefaultRegion, phonenumbers.MOBILE); ex != nil {
+			f.example = phonenumbers.Format(ex, phonenumbers.NATIONAL)
+		}
 	}
 	return f
 }
@@ -103,13 +110,8 @@ var channelLabels = map[verify.Channel]string{
 }
 
 func (f *forms) page(c echo.Context, step int) *page {
-	p := &page{Step: step, CSS: f.css, JS: f.js, CSRF: f.csrfToken(c), Example: "+14155552671",
+	p := &page{Step: step, CSS: f.css, JS: f.js, CSRF: f.csrfToken(c), Example: f.example,
 		Cooldown: int(f.cooldown.Seconds())}
-	if f.cfg.Phones.DefaultRegion != "" {
-		if ex := phonenumbers.GetExampleNumberForType(f.cfg.Phones.DefaultRegion, phonenumbers.MOBILE); ex != nil {
-			p.Example = phonenumbers.Format(ex, phonenumbers.NATIONAL)
-		}
-	}
 	if len(f.cfg.Channels) > 1 {
 		for i, ch := range f.cfg.Channels {
 			p.Channels = append(p.Channels, channelChoice{Value: string(ch), Label: channelLabels[ch], Checked: i == 0})
