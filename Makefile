@@ -6,7 +6,7 @@ BIN     := bin/verifyd
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test race fuzz vet bench clean
+.PHONY: run build test race fuzz vet staticcheck bench clean
 
 run:
 	@set -a; [ -f .env ] && . ./.env; set +a; exec $(GO) run ./cmd/verifyd
@@ -14,11 +14,15 @@ run:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/verifyd
 
-test: vet
+test: vet staticcheck
 	$(GO) test -race -count=1 ./...
 
 vet:
 	$(GO) vet ./...
+
+# Pinned by go.mod's tool directive: the same version for everyone and CI.
+staticcheck:
+	$(GO) tool staticcheck ./...
 
 # A short fuzzing pass over everything that parses user input.
 fuzz:
