@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"verifyd/server/flow"
 	"verifyd/server/verify"
 )
 
@@ -36,122 +37,107 @@ type verifyOTPBody struct {
 	PhoneNumber     string     `json:"phoneNumber"`
 	VerificationSID string     `json:"verificationSid"`
 	Code            flexString `json:"code"`
+	Nonce           *string    `json:"nonce"`
 }
 
 type verifyOTPResponse struct {
-	Verified        bool   `json:"verified"`
-	Status          string `json:"status"`
-	PhoneNumber     string `json:"phoneNumber"`
-	VerificationSID string `json:"verificationSid"`
-	Message         string `json:"message"`
+	Verified         bool   `json:"verified"`
+	Status           string `json:"status"`
+	PhoneNumber      string `json:"phoneNumber"`
+	VerificationSID  string `json:"verificationSid"`
+	Message          string `json:"message"`
+	Receipt          string `json:"receipt,omitempty"`
+	ReceiptExpiresAt string `json:"receiptExpiresAt,omitempty"`
 }
 
-func handleRequestOTP(cfg Config) echo.HandlerFunc {
+func handleRequestOTP(fl *flow.Flow) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var body requestOTPBody
 		if err := decodeJSON(c, &body); err != nil {
 			return err
 		}
-		req, err := startRequest(cfg, body, c.Request().Header.Get("Accept-Language"))
+		num, err := fl.Number(body.PhoneNumber)
 		if err != nil {
 			return err
 		}
-		req.ClientIP = clientIP(c)
-		setLogTarget(c, req.To)
-		v, err := cfg.Verifier.Start(c.Request().Context(), req)
+		setLogTarget(c, num)
+		sent, err := fl.Start(c.Request().Context(), flow.Start{
+			To:             num,
+			Channel:        body.Channel,
+			Locale:         body.Locale,
+			AcceptLanguage: c.Request().Header.Get("Accept-Language"),
+			ClientIP:       clientIP(c),
+		})
 		if err != nil {
 			return err
 		}
 		return c.JSON(http.StatusOK, requestOTPResponse{
-			VerificationSID:  v.SID,
-			Status:           string(v.Status),
-			PhoneNumber:      req.To,
-			MaskedNumber:     maskForDisplay(req.To, req.Parsed),
-			Channel:          string(req.Channel),
-			Locale:           req.Locale,
-			SendCodeAttempts: v.SendAttempts,
-			// A second send within the code's life says so: it is a resend.
-			Message: sentSentence(req.To, req.Parsed, req.Channel, v.SendAttempts > 1),
+			VerificationSID:  sent.SID,
+			Status:           string(sent.Status),
+			PhoneNumber:      num.E164(),
+			MaskedNumber:     flow.Masked(num),
+			Channel:          string(sent.Channel),
+			Locale:           sent.Locale,
+			SendCodeAttempts: sent.SendAttempts,
+			Message:          sent.Message(),
 		})
 	}
 }
 
-// startRequest validates a request for a code. Everything is checked here,
-// before anything is sent upstream.
-func startRequest(cfg Config, body requestOTPBody, acceptLanguage string) (verify.StartRequest, error) {
-	num, err := cfg.Phones.Parse(body.PhoneNumber)
-	if err != nil {
-		return verify.StartRequest{}, err
-	}
-	channel, err := cfg.Channels.Pick(body.Channel)
-	if err != nil {
-		return verify.StartRequest{}, err
-	}
-	locale := cfg.Locales.FromAcceptLanguage(acceptLanguage)
-	if body.Locale != "" {
-		if locale, err = cfg.Locales.Exact(body.Locale); err != nil {
-			return verify.StartRequest{}, err
-		}
-	}
-	return verify.StartRequest{To: num.E164, Channel: channel, Locale: locale, Parsed: num}, nil
-}
+// checkFailure is verify-otp's failure: its body also says "verified":
+// false, which the single-page apps built on this API read.
+type checkFailure struct{ error }
 
-func handleVerifyOTP(cfg Config) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		c.Set(ctxKeyVerifyRoute, true)
+func (f checkFailure) Unwrap() error { return f.error }
+
+func (checkFailure) shapeBody(b *errorBody) { b.Verified = new(bool) }
+
+func handleVerifyOTP(fl *flow.Flow) echo.HandlerFunc {
+	check := func(c echo.Context) (verifyOTPResponse, error) {
 		var body verifyOTPBody
 		if err := decodeJSON(c, &body); err != nil {
-			return err
+			return verifyOTPResponse{}, err
 		}
-		req, err := checkRequest(cfg, body)
+		in := flow.Check{SID: body.VerificationSID, Code: string(body.Code), ClientIP: clientIP(c)}
+		if body.PhoneNumber != "" {
+			num, err := fl.Number(body.PhoneNumber)
+			if err != nil {
+				return verifyOTPResponse{}, err
+			}
+			in.To = num
+			setLogTarget(c, num)
+		}
+		if body.Nonce != nil {
+			nonce, err := verify.ParseNonce(*body.Nonce)
+			if err != nil {
+				return verifyOTPResponse{}, err
+			}
+			in.Nonce = nonce
+		}
+		v, err := fl.Check(c.Request().Context(), in)
 		if err != nil {
-			return err
+			return verifyOTPResponse{}, err
 		}
-		req.ClientIP = clientIP(c)
-		setLogTarget(c, req.To)
-		v, err := cfg.Verifier.Check(c.Request().Context(), req)
-		if err != nil {
-			return err
-		}
-		if err := verify.Outcome(v); err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, verifyOTPResponse{
+		out := verifyOTPResponse{
 			Verified:        true,
 			Status:          string(v.Status),
 			PhoneNumber:     v.To,
 			VerificationSID: v.SID,
-			Message:         "Your phone number is verified.",
-		})
+			Message:         flow.VerifiedMessage,
+		}
+		if v.Receipt.Token != "" {
+			out.Receipt = v.Receipt.Token
+			out.ReceiptExpiresAt = v.Receipt.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+		return out, nil
 	}
-}
-
-// checkRequest validates a code check. When both a number and a SID are
-// given, the number wins: it is what the client is asking about, and checking
-// by SID could approve a different number than the one the client names.
-func checkRequest(cfg Config, body verifyOTPBody) (verify.CheckRequest, error) {
-	var req verify.CheckRequest
-	switch {
-	case body.PhoneNumber != "":
-		num, err := cfg.Phones.Parse(body.PhoneNumber)
+	return func(c echo.Context) error {
+		out, err := check(c)
 		if err != nil {
-			return req, err
+			return checkFailure{err}
 		}
-		req.To, req.Parsed = num.E164, num
-	case body.VerificationSID != "":
-		if !verify.ValidSID(body.VerificationSID) {
-			return req, verify.ErrInvalidSID
-		}
-		req.SID = body.VerificationSID
-	default:
-		return req, verify.ErrMissingTarget
+		return c.JSON(http.StatusOK, out)
 	}
-	code, err := verify.ParseCode(string(body.Code))
-	if err != nil {
-		return req, err
-	}
-	req.Code = code
-	return req, nil
 }
 
 type healthResponse struct {
@@ -230,4 +216,21 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 	}
 	*s = flexString(n)
 	return nil
+}
+
+// jwksMaxAge is how long a client may cache the key set. Short: a rotation
+// adds the new key before it signs anything only if the operator waits this
+// long, and clients that see an unknown kid refetch anyway.
+const jwksMaxAge = "public, max-age=300"
+
+// handleJWKS publishes the receipt keys (RFC 7517 JWK set). With receipts
+// off the set is empty: there is nothing to trust.
+func handleJWKS(jwks []byte) echo.HandlerFunc {
+	if jwks == nil {
+		jwks = []byte(`{"keys":[]}`)
+	}
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", jwksMaxAge)
+		return c.Blob(http.StatusOK, "application/jwk-set+json", jwks)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"verifyd/server/verify"
+	"verifyd/server/verify/verifytest"
 )
 
 // testClientIP is the peer address httptest gives every request.
@@ -76,7 +77,7 @@ func TestRequestOTP(t *testing.T) {
 	if _, ok := got["message"].(string); !ok {
 		t.Errorf("body has no message: %v", got)
 	}
-	if len(v.starts) != 1 || v.starts[0].To != testNumber || v.starts[0].Channel != verify.ChannelSMS {
+	if len(v.starts) != 1 || v.starts[0].To.E164() != testNumber || v.starts[0].Channel != verify.ChannelSMS {
 		t.Errorf("upstream saw %+v, want one start to %s by sms", v.starts, testNumber)
 	}
 	if cc := rec.Header().Get("Cache-Control"); cc != "no-store" {
@@ -116,13 +117,7 @@ func TestRequestOTPNormalisesAndPicks(t *testing.T) {
 			if rec.Code != http.StatusOK {
 				t.Fatalf("POST %s = %d %s, want 200", tt.body, rec.Code, rec.Body)
 			}
-			want := verify.StartRequest{To: tt.wantTo, Channel: tt.wantChannel, Locale: tt.wantLocale, ClientIP: testClientIP}
-			if len(v.starts) == 1 {
-				if v.starts[0].Parsed.E164 != tt.wantTo || v.starts[0].Parsed.Region == "" {
-					t.Errorf("POST %s passed the parsed number %+v, want %s with its region", tt.body, v.starts[0].Parsed, tt.wantTo)
-				}
-				v.starts[0].Parsed = verify.Number{}
-			}
+			want := verify.StartRequest{To: verifytest.Number(tt.wantTo), Channel: tt.wantChannel, Locale: tt.wantLocale, ClientIP: testClientIP}
 			if len(v.starts) != 1 || v.starts[0] != want {
 				t.Errorf("POST %s sent %+v upstream, want %+v", tt.body, v.starts, want)
 			}
@@ -231,12 +226,12 @@ func TestVerifyOTP(t *testing.T) {
 		body string
 		want verify.CheckRequest
 	}{
-		{"by number", `{"phoneNumber":"+14155552671","code":"123456"}`, verify.CheckRequest{To: testNumber, Code: "123456"}},
+		{"by number", `{"phoneNumber":"+14155552671","code":"123456"}`, verify.CheckRequest{To: verifytest.Number(testNumber), Code: "123456"}},
 		{"by sid", `{"verificationSid":"` + testSID + `","code":"1234"}`, verify.CheckRequest{SID: testSID, Code: "1234"}},
-		{"number wins over sid", `{"phoneNumber":"+14155552671","verificationSid":"` + testSID + `","code":"1234"}`, verify.CheckRequest{To: testNumber, Code: "1234"}},
-		{"code as a number", `{"phoneNumber":"+14155552671","code":123456}`, verify.CheckRequest{To: testNumber, Code: "123456"}},
-		{"code pasted with spaces", `{"phoneNumber":"+14155552671","code":" 123 456 "}`, verify.CheckRequest{To: testNumber, Code: "123456"}},
-		{"ten digits", `{"phoneNumber":"+14155552671","code":"1234567890"}`, verify.CheckRequest{To: testNumber, Code: "1234567890"}},
+		{"number wins over sid", `{"phoneNumber":"+14155552671","verificationSid":"` + testSID + `","code":"1234"}`, verify.CheckRequest{To: verifytest.Number(testNumber), Code: "1234"}},
+		{"code as a number", `{"phoneNumber":"+14155552671","code":123456}`, verify.CheckRequest{To: verifytest.Number(testNumber), Code: "123456"}},
+		{"code pasted with spaces", `{"phoneNumber":"+14155552671","code":" 123 456 "}`, verify.CheckRequest{To: verifytest.Number(testNumber), Code: "123456"}},
+		{"ten digits", `{"phoneNumber":"+14155552671","code":"1234567890"}`, verify.CheckRequest{To: verifytest.Number(testNumber), Code: "1234567890"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -254,12 +249,6 @@ func TestVerifyOTP(t *testing.T) {
 				t.Errorf("POST %s has no message", tt.body)
 			}
 			tt.want.ClientIP = testClientIP
-			if len(v.checks) == 1 {
-				if v.checks[0].Parsed.E164 != tt.want.To {
-					t.Errorf("POST %s passed the parsed number %+v, want %q", tt.body, v.checks[0].Parsed, tt.want.To)
-				}
-				v.checks[0].Parsed = verify.Number{}
-			}
 			if len(v.checks) != 1 || v.checks[0] != tt.want {
 				t.Errorf("POST %s sent %+v upstream, want %+v", tt.body, v.checks, tt.want)
 			}
@@ -339,7 +328,7 @@ func TestCheckOutcomes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(string(tt.status), func(t *testing.T) {
 			v := &recordingVerifier{checkFn: func(req verify.CheckRequest) (verify.Verification, error) {
-				return verify.Verification{SID: testSID, To: req.To, Status: tt.status}, nil
+				return verify.Verification{SID: testSID, To: req.To.E164(), Status: tt.status}, nil
 			}}
 			h := newTestHandler(t, v, handlerOpts{})
 			rec := postJSON(h, "/api/verify-otp", `{"phoneNumber":"+14155552671","code":"123456"}`)
@@ -473,7 +462,7 @@ func TestPanicIsAnInternalError(t *testing.T) {
 // even when an upstream message quotes it.
 func TestLogs(t *testing.T) {
 	v := &recordingVerifier{startFn: func(req verify.StartRequest) (verify.Verification, error) {
-		return verify.Verification{}, verify.ErrMisconfigured.With(fmt.Errorf("twilio 20003: cannot send to %s", req.To), 0)
+		return verify.Verification{}, verify.ErrMisconfigured.With(fmt.Errorf("twilio 20003: cannot send to %s", req.To.E164()), 0)
 	}}
 	var logs bytes.Buffer
 	h := newTestHandler(t, v, handlerOpts{logs: &logs})

@@ -17,7 +17,6 @@ import (
 
 	"verifyd/server"
 	"verifyd/server/abuse"
-	"verifyd/server/verify"
 	"verifyd/server/verify/engine"
 	"verifyd/server/verify/verifytest"
 	"verifyd/static"
@@ -68,9 +67,8 @@ func startSite(t *testing.T, cooldown time.Duration) (string, *inbox) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(server.NewHandler(server.Config{
-		Logger: slog.New(slog.DiscardHandler), Verifier: guard, Channels: verify.Channels{verify.ChannelSMS},
-		Locales: verify.NewLocales(), Web: web.FS, Static: static.FS, ResendCooldown: cooldown,
+	srv := httptest.NewServer(mustHandler(t, guard, server.Config{
+		Logger: slog.New(slog.DiscardHandler), Web: web.FS, Static: static.FS, ResendCooldown: cooldown,
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL, box

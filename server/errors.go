@@ -81,8 +81,26 @@ type errorBody struct {
 	RequestID  string `json:"requestId,omitempty"`
 }
 
-// ctxKeyVerifyRoute marks requests whose failures answer "verified": false.
-const ctxKeyVerifyRoute = "verifyd.verifyRoute"
+// bodyShaper is an error whose handler adds its own fields to the JSON
+// failure body (verify-otp's "verified": false).
+type bodyShaper interface {
+	error
+	shapeBody(*errorBody)
+}
+
+// httpError is every failed answer as the renderer sees it: the status and
+// the domain error, whose Message is what the client reads and whose cause
+// goes to the log only.
+type httpError struct {
+	status int
+	*verify.Error
+}
+
+// toHTTPError turns whatever a handler or echo returned into an httpError.
+func toHTTPError(err error) httpError {
+	e := toDomainError(err)
+	return httpError{status: statusFor(e.Kind), Error: e}
+}
 
 // toDomainError turns whatever a handler or echo returned into a domain
 // error.
@@ -107,35 +125,39 @@ func toDomainError(err error) *verify.Error {
 	return verify.AsError(err)
 }
 
-// errorHandler renders every error as JSON. It logs only what an operator
-// must act on (our bugs and our upstream configuration); everything else
-// reaches the log through the access line.
-func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
+// errorHandler is the one renderer of failures. A failure on a page route
+// comes back as the page it happened on; every other one is JSON. It logs
+// only what an operator must act on (our bugs and our upstream
+// configuration); everything else reaches the log through the access line.
+func errorHandler(logger *slog.Logger, pages *forms) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
 		}
-		e := toDomainError(err)
-		c.Set(ctxKeyError, e)
-		status := statusFor(e.Kind)
-		if e.Kind == verify.KindInternal || e.Kind == verify.KindMisconfigured {
+		he := toHTTPError(err)
+		c.Set(ctxKeyError, he.Error)
+		if he.Kind == verify.KindInternal || he.Kind == verify.KindMisconfigured {
 			logger.ErrorContext(c.Request().Context(), "request failed",
-				"request_id", requestIDOf(c), "code", e.Code, "cause", redact(causeOf(e)))
+				"request_id", requestIDOf(c), "code", he.Code, "cause", redact(causeOf(he.Error)))
 		}
-		body := errorBody{Error: e.Message, Code: e.Code, RequestID: requestIDOf(c)}
-		if v, _ := c.Get(ctxKeyVerifyRoute).(bool); v {
-			body.Verified = new(bool)
+		var retryAfter int
+		if he.RetryAfter > 0 {
+			retryAfter = int(math.Ceil(he.RetryAfter.Seconds()))
+			c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfter))
 		}
-		if e.RetryAfter > 0 {
-			secs := int(math.Ceil(e.RetryAfter.Seconds()))
-			body.RetryAfter = secs
-			c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-		}
-		if c.Request().Method == http.MethodHead {
-			_ = c.NoContent(status)
+		if pf, ok := errors.AsType[*pageFailure](err); ok && pages != nil {
+			_ = pages.renderFailure(c, he, pf.page)
 			return
 		}
-		_ = c.JSON(status, body)
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(he.status)
+			return
+		}
+		body := errorBody{Error: he.Message, Code: he.Code, RetryAfter: retryAfter, RequestID: requestIDOf(c)}
+		if s, ok := errors.AsType[bodyShaper](err); ok {
+			s.shapeBody(&body)
+		}
+		_ = c.JSON(he.status, body)
 	}
 }
 

@@ -6,26 +6,29 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
-	"math"
 	"mime"
 	"net/http"
-	"strconv"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/nyaruka/phonenumbers"
 
+	"verifyd/server/flow"
 	"verifyd/server/verify"
 )
 
 // pageCSP allows only our own script and style: no inline code, no framing.
+// Forms may post to this service and, for the Continue hand-off, to the
+// return origins (appended by newForms).
 const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
-	"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+	"connect-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 
 const (
 	csrfCookie = "verifyd_csrf"
@@ -46,25 +49,53 @@ var errForgery = &verify.Error{Kind: verify.KindForbidden, Code: "invalid_form_t
 var errStaleForm = &verify.Error{Kind: verify.KindGone, Code: "form_expired",
 	Message: "This page has expired. Enter your phone number again."}
 
+// errReturnTo refuses a link whose return_to is not an allowed app.
+var errReturnTo = &verify.Error{Kind: verify.KindInvalid, Code: "invalid_return_to",
+	Message: "This link is not valid: it would send you on to a site this service does not return to. " +
+		"Go back to the app that sent you here and try again."}
+
+// errNoReceipts refuses a return_to while receipts are off: there would be
+// nothing to hand back.
+var errNoReceipts = &verify.Error{Kind: verify.KindInvalid, Code: "receipts_disabled",
+	Message: "This service cannot send you back to the app right now. Go back to the app and try again later."}
+
 // forms renders the two-step form and answers its posts, through the same
-// validation and verifier as the JSON API.
+// flow as the JSON API.
 type forms struct {
-	cfg      Config
+	flow     *flow.Flow
+	now      func() time.Time
 	tmpl     *template.Template
+	csp      string
 	css, js  string // content-addressed asset URLs
 	key      []byte
 	cooldown time.Duration
 	example  string // the number format the page shows, from DEFAULT_REGION
+	returns  map[string]bool
 }
 
-func newForms(cfg Config, assets map[string]string) *forms {
+func newForms(cfg Config, fl *flow.Flow, assets map[string]string) (*forms, error) {
+	tmpl, err := template.ParseFS(cfg.Web, "templates/index.html")
+	if err != nil {
+		return nil, fmt.Errorf("page template: %w", err)
+	}
 	f := &forms{
-		cfg:      cfg,
-		tmpl:     template.Must(template.ParseFS(cfg.Web, "templates/index.html")),
+		flow:     fl,
+		now:      cfg.Now,
+		tmpl:     tmpl,
+		csp:      pageCSP,
 		css:      assets["style.css"],
 		js:       assets["app.js"],
 		key:      cfg.FormKey,
 		cooldown: cfg.ResendCooldown,
+		returns:  map[string]bool{},
+	}
+	for _, o := range cfg.ReturnOrigins {
+		origin, err := exactOrigin(o)
+		if err != nil {
+			return nil, fmt.Errorf("return origins: %w", err)
+		}
+		f.returns[origin] = true
+		f.csp += " " + origin
 	}
 	if len(f.key) == 0 {
 		// Forms then last as long as the process: fine for one instance;
@@ -75,17 +106,28 @@ func newForms(cfg Config, assets map[string]string) *forms {
 		f.cooldown = defaultResendCooldown
 	}
 	f.example = "+14155552671"
-	if cfg.Phones.DefaultRegion != "" {
-		if ex := phonenumbers.GetExampleNumberForType(cfg.Phones.DefaultRegion, phonenumbers.MOBILE); ex != nil {
+	if region := fl.DefaultRegion(); region != "" {
+		if ex := phonenumbers.GetExampleNumberForType(region, phonenumbers.MOBILE); ex != nil {
 			f.example = phonenumbers.Format(ex, phonenumbers.NATIONAL)
 		}
 	}
-	return f
+	return f, nil
+}
+
+// exactOrigin checks that o is an origin (scheme://host[:port], nothing
+// else) and answers it lower-cased.
+func exactOrigin(o string) (string, error) {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return "", fmt.Errorf("%q is not an exact origin such as https://app.example.com", o)
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), nil
 }
 
 // page is what the template renders.
 type page struct {
-	Step        int // 1: number, 2: code, 3: verified
+	Step        int // 0: a link that cannot be followed, 1: number, 2: code, 3: verified
 	CSS, JS     string
 	CSRF        string
 	Example     string
@@ -98,6 +140,11 @@ type page struct {
 	ResendAfter int // seconds, for the no-script countdown text
 	Cooldown    int // seconds, for the script's countdown
 	Verified    string
+	Problem     string // step 0's explanation
+	// Return is step 1's signed hand-off (return_to and nonce); ReturnTo
+	// and Nonce are the same in the clear, for the Continue form and the
+	// script; Receipt is what Continue posts.
+	Return, ReturnTo, Nonce, Receipt string
 }
 
 type channelChoice struct {
@@ -112,154 +159,253 @@ var channelLabels = map[verify.Channel]string{
 func (f *forms) page(c echo.Context, step int) *page {
 	p := &page{Step: step, CSS: f.css, JS: f.js, CSRF: f.csrfToken(c), Example: f.example,
 		Cooldown: int(f.cooldown.Seconds())}
-	if len(f.cfg.Channels) > 1 {
-		for i, ch := range f.cfg.Channels {
+	if chs := f.flow.Channels(); len(chs) > 1 {
+		for i, ch := range chs {
 			p.Channels = append(p.Channels, channelChoice{Value: string(ch), Label: channelLabels[ch], Checked: i == 0})
 		}
 	}
 	return p
 }
 
-// render writes the page with status, and records err (if any) for the
-// access log, as the JSON API's error handler does.
-func (f *forms) render(c echo.Context, status int, p *page, err *verify.Error) error {
-	if err != nil {
-		c.Set(ctxKeyError, err)
-	}
+// withReturn puts the hand-off to the app on the page.
+func (p *page) withReturn(st formState, sealed string) {
+	p.ReturnTo, p.Nonce, p.Return = st.ReturnTo, st.Nonce, sealed
+}
+
+// render writes the page with status.
+func (f *forms) render(c echo.Context, status int, p *page) error {
 	h := c.Response().Header()
-	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("Content-Security-Policy", f.csp)
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	c.Response().WriteHeader(status)
+	if c.Request().Method == http.MethodHead {
+		return nil
+	}
 	return f.tmpl.Execute(c.Response(), p)
 }
 
-// failure renders err on the step it belongs to.
-func (f *forms) failure(c echo.Context, p *page, err error) error {
-	e := toDomainError(err)
-	msg := e.Message
-	if e.RetryAfter > 0 {
-		msg += " You can try again in " + humanWait(e.RetryAfter) + "."
-	}
-	if p.Step == 1 {
+// pageFailure is a failure on a page: the error renderer shows it on the
+// page it happened on.
+type pageFailure struct {
+	page *page
+	err  error
+}
+
+func (p *pageFailure) Error() string { return p.err.Error() }
+func (p *pageFailure) Unwrap() error { return p.err }
+
+// fail hands err to the error renderer, to be shown on p.
+func fail(p *page, err error) error { return &pageFailure{page: p, err: err} }
+
+// renderFailure shows a failure on its page: on the field it belongs to,
+// with the wait when one is known.
+func (f *forms) renderFailure(c echo.Context, he httpError, p *page) error {
+	msg := flow.FailureText(he.Error)
+	switch p.Step {
+	case 0:
+		p.Problem = msg
+	case 1:
 		p.PhoneError = msg
-	} else {
+	default:
 		p.CodeError = msg
 	}
-	return f.render(c, statusFor(e.Kind), p, e)
+	return f.render(c, he.status, p)
 }
 
-func humanWait(d time.Duration) string {
-	if d >= 2*time.Minute {
-		return strconv.Itoa(int(math.Ceil(d.Minutes()))) + " minutes"
+// pageErrors makes sure every failure on a page route is shown as a page:
+// one the handler did not place goes on step 1.
+func (f *forms) pageErrors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		if err == nil {
+			return nil
+		}
+		if _, ok := errors.AsType[*pageFailure](err); ok {
+			return err
+		}
+		return fail(f.page(c, 1), err)
 	}
-	return strconv.Itoa(int(math.Ceil(d.Seconds()))) + " seconds"
 }
 
+// handleIndex is step 1. An app that sends a person here names where to
+// return to and a nonce (GET /?return_to=URL&nonce=N); both are checked now
+// and travel on signed.
 func (f *forms) handleIndex(c echo.Context) error {
-	return f.render(c, http.StatusOK, f.page(c, 1), nil)
+	p := f.page(c, 1)
+	q := c.QueryParams()
+	if _, ok := q["return_to"]; ok {
+		st, err := f.returnState(q.Get("return_to"), q["nonce"])
+		if err != nil {
+			p.Step = 0
+			return fail(p, err)
+		}
+		p.withReturn(st, f.seal("return", st))
+	} else if _, ok := q["nonce"]; ok {
+		p.Step = 0
+		return fail(p, errReturnTo.With(errors.New("nonce without return_to"), 0))
+	}
+	return f.render(c, http.StatusOK, p)
+}
+
+// returnState checks an app's hand-off: return_to must be an absolute URL
+// on an allowed origin, the nonce (optional) URL-safe.
+func (f *forms) returnState(returnTo string, nonces []string) (formState, error) {
+	if !f.flow.Receipts() {
+		return formState{}, errNoReceipts
+	}
+	target, err := f.returnTarget(returnTo)
+	if err != nil {
+		return formState{}, err
+	}
+	st := formState{ReturnTo: target}
+	if len(nonces) > 1 {
+		return formState{}, verify.ErrInvalidNonce
+	}
+	if len(nonces) == 1 {
+		if st.Nonce, err = verify.ParseNonce(nonces[0]); err != nil {
+			return formState{}, err
+		}
+	}
+	return st, nil
+}
+
+// returnTarget accepts an absolute http(s) URL whose origin (scheme, host
+// and port, exactly) is allowed, and nothing else: no userinfo, no
+// scheme-relative "//host", no other scheme, no look-alike host.
+func (f *forms) returnTarget(raw string) (string, error) {
+	bad := func(why string) (string, error) {
+		return "", errReturnTo.With(errors.New("return_to "+why), 0)
+	}
+	if raw == "" || len(raw) > 2048 || strings.ContainsAny(raw, "\\ \t\r\n") {
+		return bad("empty, too long or with white space or a backslash")
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return bad("does not parse")
+	case u.Scheme != "https" && u.Scheme != "http":
+		return bad("is not http(s)")
+	case u.User != nil:
+		return bad("carries userinfo")
+	case u.Host == "" || u.Opaque != "":
+		return bad("has no host")
+	case u.Fragment != "":
+		return bad("has a fragment")
+	}
+	if !f.returns[strings.ToLower(u.Scheme+"://"+u.Host)] {
+		return bad("origin is not in RECEIPT_RETURN_ORIGINS")
+	}
+	return u.String(), nil
 }
 
 // handleRequest is step 1's post: send a code, then show step 2.
 func (f *forms) handleRequest(c echo.Context) error {
 	p := f.page(c, 1)
 	if err := f.parseForm(c); err != nil {
-		return f.failure(c, p, err)
+		return fail(p, err)
 	}
-	p.Phone = c.Request().PostFormValue("phone")
-	req, err := startRequest(f.cfg, requestOTPBody{PhoneNumber: p.Phone, Channel: c.Request().PostFormValue("channel")},
-		c.Request().Header.Get("Accept-Language"))
+	r := c.Request()
+	p.Phone = r.PostFormValue("phone")
+	var st formState
+	if sealed := r.PostFormValue("return"); sealed != "" {
+		var err error
+		if st, err = f.open("return", sealed); err != nil {
+			return fail(p, err)
+		}
+		p.withReturn(st, sealed)
+	}
+	num, err := f.flow.Number(p.Phone)
 	if err != nil {
-		return f.failure(c, p, err)
+		return fail(p, err)
 	}
-	return f.start(c, p, req, false)
+	st.To, st.Channel = num.E164(), ""
+	return f.start(c, p, st, num, r.PostFormValue("channel"), false)
 }
 
-// stepTwoPost reads a post from step 2: its token checked, its signed
-// number opened.
-func (f *forms) stepTwoPost(c echo.Context) (formState, error) {
+// stepTwo reads a post from step 2: its token checked, its signed state
+// opened, its number read back.
+func (f *forms) stepTwo(c echo.Context) (formState, verify.Number, error) {
 	if err := f.parseForm(c); err != nil {
-		return formState{}, err
+		return formState{}, verify.Number{}, err
 	}
-	return f.openState(c.Request().PostFormValue("state"))
+	st, err := f.open("state", c.Request().PostFormValue("state"))
+	if err != nil {
+		return formState{}, verify.Number{}, err
+	}
+	num, err := f.flow.Number(st.To)
+	if err != nil {
+		return formState{}, verify.Number{}, errStaleForm.With(fmt.Errorf("state number: %w", err), 0)
+	}
+	return st, num, nil
 }
 
 // handleResend sends a new code to the number signed into step 2.
 func (f *forms) handleResend(c echo.Context) error {
 	p := f.page(c, 1)
-	st, err := f.stepTwoPost(c)
+	st, num, err := f.stepTwo(c)
 	if err != nil {
-		return f.failure(c, p, err)
+		return fail(p, err)
 	}
-	p.Phone = st.to
-	return f.start(c, p, verify.StartRequest{To: st.to, Channel: st.channel,
-		Locale: f.cfg.Locales.FromAcceptLanguage(c.Request().Header.Get("Accept-Language"))}, true)
+	p.Phone = st.To
+	if st.ReturnTo != "" {
+		p.withReturn(st, f.seal("return", formState{ReturnTo: st.ReturnTo, Nonce: st.Nonce}))
+	}
+	return f.start(c, p, st, num, string(st.Channel), true)
 }
 
-func (f *forms) start(c echo.Context, p *page, req verify.StartRequest, again bool) error {
-	req.ClientIP = clientIP(c)
-	setLogTarget(c, req.To)
-	if _, err := f.cfg.Verifier.Start(c.Request().Context(), req); err != nil {
+func (f *forms) start(c echo.Context, p *page, st formState, num verify.Number, channel string, again bool) error {
+	setLogTarget(c, num)
+	sent, err := f.flow.Start(c.Request().Context(), flow.Start{
+		To:             num,
+		Channel:        channel,
+		AcceptLanguage: c.Request().Header.Get("Accept-Language"),
+		ClientIP:       clientIP(c),
+	})
+	if err != nil {
 		if again {
 			// A refused resend stays on step 2, where the code still works.
-			f.toStep2(p, req.To, req.Channel, again)
+			f.toStep2(p, st, num, again)
 			p.ResendAfter = 0
 		}
-		return f.failure(c, p, err)
+		return fail(p, err)
 	}
-	f.toStep2(p, req.To, req.Channel, again)
-	return f.render(c, http.StatusOK, p, nil)
+	st.Channel = sent.Channel
+	f.toStep2(p, st, num, again)
+	return f.render(c, http.StatusOK, p)
 }
 
-func (f *forms) toStep2(p *page, to string, ch verify.Channel, again bool) {
+func (f *forms) toStep2(p *page, st formState, num verify.Number, again bool) {
 	p.Step, p.Phone = 2, ""
-	p.State = f.sealState(formState{to: to, channel: ch, at: f.cfg.Now()})
+	st.At = f.now().Unix()
+	p.State = f.seal("state", st)
 	p.ResendAfter = int(f.cooldown.Seconds())
-	p.Sent = sentSentence(to, verify.Number{}, ch, again)
+	p.Sent = flow.SentMessage(num, st.Channel, again)
 }
 
-// sentSentence says where the code went, with the number masked: the same
-// words on the page, in the script and in the JSON API's message.
-func sentSentence(to string, parsed verify.Number, ch verify.Channel, again bool) string {
-	s := "We sent a code to "
-	if again {
-		s = "We sent a new code to "
-	}
-	how := " by text message."
-	switch ch {
-	case verify.ChannelCall:
-		how = " by phone call."
-	case verify.ChannelWhatsApp:
-		how = " on WhatsApp."
-	}
-	return s + maskForDisplay(to, parsed) + how
-}
-
-// handleVerify is step 2's post: check the code for the signed number.
+// handleVerify is step 2's post: check the code for the signed number, and
+// on success show the end, with the Continue hand-off when an app sent the
+// person here.
 func (f *forms) handleVerify(c echo.Context) error {
 	p := f.page(c, 1)
-	st, err := f.stepTwoPost(c)
+	st, num, err := f.stepTwo(c)
 	if err != nil {
-		return f.failure(c, p, err)
+		return fail(p, err)
 	}
-	f.toStep2(p, st.to, st.channel, false)
+	p.withReturn(st, "")
+	f.toStep2(p, st, num, false)
 	p.ResendAfter = 0 // the countdown started with the send, not now
-	req, err := checkRequest(f.cfg, verifyOTPBody{PhoneNumber: st.to, Code: flexString(c.Request().PostFormValue("code"))})
+	setLogTarget(c, num)
+	v, err := f.flow.Check(c.Request().Context(), flow.Check{
+		To: num, Code: c.Request().PostFormValue("code"), Nonce: st.Nonce, ClientIP: clientIP(c),
+	})
 	if err != nil {
-		return f.failure(c, p, err)
-	}
-	req.ClientIP = clientIP(c)
-	setLogTarget(c, req.To)
-	v, err := f.cfg.Verifier.Check(c.Request().Context(), req)
-	if err == nil {
-		err = verify.Outcome(v)
-	}
-	if err != nil {
-		return f.failure(c, p, err)
+		return fail(p, err)
 	}
 	p.Step, p.State, p.Sent = 3, "", ""
-	p.Verified = maskForDisplay(st.to, req.Parsed) + " is verified."
-	return f.render(c, http.StatusOK, p, nil)
+	p.Verified = flow.VerifiedLine(num)
+	p.Receipt = v.Receipt.Token
+	return f.render(c, http.StatusOK, p)
 }
 
 // parseForm reads a small urlencoded body and checks its CSRF token.
@@ -279,7 +425,7 @@ func (f *forms) parseForm(c echo.Context) error {
 	if err != nil || cookie.Value == "" {
 		return errForgery.With(errors.New("no CSRF cookie"), 0)
 	}
-	want := f.mac("csrf", cookie.Value)
+	want := f.mac("csrf", []byte(cookie.Value))
 	got, err := base64.RawURLEncoding.DecodeString(r.PostFormValue("csrf"))
 	if err != nil || subtle.ConstantTimeCompare(got, want) != 1 {
 		return errForgery.With(errors.New("CSRF token does not match its cookie"), 0)
@@ -299,57 +445,53 @@ func (f *forms) csrfToken(c echo.Context) string {
 		c.SetCookie(&http.Cookie{Name: csrfCookie, Value: value, Path: "/", HttpOnly: true,
 			SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https"})
 	}
-	return base64.RawURLEncoding.EncodeToString(f.mac("csrf", value))
+	return base64.RawURLEncoding.EncodeToString(f.mac("csrf", []byte(value)))
 }
 
-func (f *forms) mac(purpose, value string) []byte {
+func (f *forms) mac(purpose string, value []byte) []byte {
 	m := hmac.New(sha256.New, f.key)
-	m.Write([]byte(purpose + "|" + value))
+	m.Write([]byte(purpose + "|"))
+	m.Write(value)
 	return m.Sum(nil)
 }
 
-// formState is what step 2 carries, signed, so the number cannot be swapped
-// between the steps.
+// formState is what travels between the steps, signed, so that neither the
+// number nor the app's hand-off can be swapped: step 1 carries the
+// hand-off ("return"), step 2 the number too ("state").
 type formState struct {
-	to      string
-	channel verify.Channel
-	at      time.Time
+	To       string         `json:"t,omitempty"` // E.164
+	Channel  verify.Channel `json:"c,omitempty"`
+	At       int64          `json:"a,omitempty"` // Unix seconds of the send
+	ReturnTo string         `json:"r,omitempty"`
+	Nonce    string         `json:"n,omitempty"`
 }
 
-func (f *forms) sealState(s formState) string {
-	payload := s.to + "|" + string(s.channel) + "|" + strconv.FormatInt(s.at.Unix(), 10)
-	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." +
-		base64.RawURLEncoding.EncodeToString(f.mac("state", payload))
+// seal signs st for purpose: a value sealed for one purpose does not open
+// for another.
+func (f *forms) seal(purpose string, st formState) string {
+	payload, _ := json.Marshal(st) // strings and numbers only: cannot fail
+	return base64.RawURLEncoding.EncodeToString(payload) + "." +
+		base64.RawURLEncoding.EncodeToString(f.mac(purpose, payload))
 }
 
-func (f *forms) openState(sealed string) (formState, error) {
+func (f *forms) open(purpose, sealed string) (formState, error) {
 	enc, sig, ok := strings.Cut(sealed, ".")
 	payload, err1 := base64.RawURLEncoding.DecodeString(enc)
 	mac, err2 := base64.RawURLEncoding.DecodeString(sig)
-	if !ok || err1 != nil || err2 != nil || !hmac.Equal(mac, f.mac("state", string(payload))) {
-		return formState{}, errStaleForm.With(errors.New("state missing or forged"), 0)
+	if !ok || err1 != nil || err2 != nil || !hmac.Equal(mac, f.mac(purpose, payload)) {
+		return formState{}, errStaleForm.With(errors.New(purpose+" missing or forged"), 0)
 	}
-	parts := strings.Split(string(payload), "|")
-	if len(parts) != 3 {
-		return formState{}, errStaleForm.With(errors.New("state malformed"), 0)
+	var st formState
+	if err := json.Unmarshal(payload, &st); err != nil {
+		return formState{}, errStaleForm.With(fmt.Errorf("%s malformed: %w", purpose, err), 0)
 	}
-	unix, err := strconv.ParseInt(parts[2], 10, 64)
-	at := time.Unix(unix, 0)
-	if err != nil || f.cfg.Now().Sub(at) > stateTTL {
-		return formState{}, errStaleForm.With(fmt.Errorf("state from %v", at), 0)
+	if purpose == "state" {
+		at := time.Unix(st.At, 0)
+		if st.To == "" || f.now().Sub(at) > stateTTL {
+			return formState{}, errStaleForm.With(fmt.Errorf("state from %v", at), 0)
+		}
 	}
-	return formState{to: parts[0], channel: verify.Channel(parts[1]), at: at}, nil
-}
-
-// maskForDisplay shows the country calling code and the last four digits:
-// "+1 ••• 2671". Enough for the person to recognise their number.
-func maskForDisplay(e164 string, parsed verify.Number) string {
-	num, err := verify.Classify(e164, parsed)
-	cc := phonenumbers.GetCountryCodeForRegion(num.Region)
-	if err != nil || cc == 0 || len(e164) < 8 {
-		return verify.Mask(e164)
-	}
-	return "+" + strconv.Itoa(cc) + " ••• " + e164[len(e164)-4:]
+	return st, nil
 }
 
 // assetURLs answers each static file's URL with a content hash, so the

@@ -96,7 +96,7 @@ func TestFormFlow(t *testing.T) {
 		if codeOK {
 			st = verify.StatusApproved
 		}
-		return verify.Verification{SID: testSID, To: req.To, Status: st}, nil
+		return verify.Verification{SID: testSID, To: req.To.E164(), Status: st}, nil
 	}}
 	b := newBrowser(t, v, handlerOpts{})
 	b.get("/")
@@ -108,7 +108,7 @@ func TestFormFlow(t *testing.T) {
 	b.post("/request", url.Values{"phone": {"+1 415 555 2671"}})
 	b.expect(200, "step-code", "We sent a code to +1 ••• 2671 by text message.",
 		`autocomplete="one-time-code"`, `inputmode="numeric"`, "You can ask for a new code after 30 seconds.", "Use a different number")
-	if len(v.starts) != 1 || v.starts[0].To != testNumber || v.starts[0].ClientIP != testClientIP {
+	if len(v.starts) != 1 || v.starts[0].To.E164() != testNumber || v.starts[0].ClientIP != testClientIP {
 		t.Fatalf("upstream saw %+v, want one start to %s from %s", v.starts, testNumber, testClientIP)
 	}
 
@@ -117,14 +117,14 @@ func TestFormFlow(t *testing.T) {
 
 	b.post("/resend", url.Values{})
 	b.expect(200, "step-code", "We sent a new code to +1 ••• 2671")
-	if len(v.starts) != 2 || v.starts[1].To != testNumber {
+	if len(v.starts) != 2 || v.starts[1].To.E164() != testNumber {
 		t.Errorf("resend sent %+v", v.starts)
 	}
 
 	codeOK = true
 	b.post("/verify", url.Values{"code": {"123 456"}})
 	b.expect(200, "step-done", "Your phone number is verified", "+1 ••• 2671 is verified.")
-	if len(v.checks) != 2 || v.checks[1].Code != "123456" || v.checks[1].To != testNumber {
+	if len(v.checks) != 2 || v.checks[1].Code != "123456" || v.checks[1].To.E164() != testNumber {
 		t.Errorf("checks %+v", v.checks)
 	}
 }
@@ -155,7 +155,7 @@ func TestFormErrors(t *testing.T) {
 					if tt.startErr != nil && tt.path == "/request" {
 						return verify.Verification{}, tt.startErr
 					}
-					return verify.Verification{SID: testSID, To: req.To, Status: verify.StatusPending}, nil
+					return verify.Verification{SID: testSID, To: req.To.E164(), Status: verify.StatusPending}, nil
 				},
 				checkFn: func(req verify.CheckRequest) (verify.Verification, error) {
 					return verify.Verification{}, tt.checkErr

@@ -42,12 +42,12 @@ func FuzzAPI(f *testing.F) {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		for _, s := range v.starts {
-			if _, err := (verify.PhoneParser{}).Parse(s.To); err != nil || !s.Channel.Valid() {
+			if _, err := (verify.PhoneParser{}).Parse(s.To.E164()); err != nil || !s.Channel.Valid() {
 				t.Fatalf("body %q started %+v", body, s)
 			}
 		}
 		for _, c := range v.checks {
-			if _, err := verify.ParseCode(c.Code); err != nil || (c.To == "") == (c.SID == "") {
+			if _, err := verify.ParseCode(c.Code); err != nil || c.To.IsZero() == (c.SID == "") {
 				t.Fatalf("body %q checked %+v", body, c)
 			}
 		}

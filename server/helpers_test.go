@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"verifyd/server"
+	"verifyd/server/flow"
+	"verifyd/server/receipt"
 	"verifyd/server/verify"
 	"verifyd/static"
 	"verifyd/web"
@@ -37,7 +39,7 @@ func (r *recordingVerifier) Start(ctx context.Context, req verify.StartRequest) 
 	if r.startFn != nil {
 		return r.startFn(req)
 	}
-	return verify.Verification{SID: testSID, To: req.To, Channel: req.Channel, Status: verify.StatusPending, SendAttempts: 1}, nil
+	return verify.Verification{SID: testSID, To: req.To.E164(), Channel: req.Channel, Status: verify.StatusPending, SendAttempts: 1}, nil
 }
 
 func (r *recordingVerifier) Check(ctx context.Context, req verify.CheckRequest) (verify.Verification, error) {
@@ -47,7 +49,7 @@ func (r *recordingVerifier) Check(ctx context.Context, req verify.CheckRequest) 
 	if r.checkFn != nil {
 		return r.checkFn(req)
 	}
-	to := req.To
+	to := req.To.E164()
 	if to == "" {
 		to = testNumber
 	}
@@ -71,6 +73,8 @@ type handlerOpts struct {
 	origins  []string
 	trusted  []netip.Prefix
 	logs     io.Writer
+	receipts *receipt.Issuer
+	returns  []string // return origins for the form
 }
 
 func newTestHandler(t *testing.T, v verify.Verifier, o handlerOpts) http.Handler {
@@ -89,18 +93,25 @@ func newTestHandler(t *testing.T, v verify.Verifier, o handlerOpts) http.Handler
 	if o.logs == nil {
 		o.logs = io.Discard
 	}
-	return conforming{t: t, next: server.NewHandler(server.Config{
+	fl, err := flow.New(flow.Config{Verifier: v, Phones: phones, Channels: channels,
+		Locales: verify.NewLocales(), Receipts: o.receipts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := server.NewHandler(server.Config{
 		Logger:             slog.New(slog.NewJSONHandler(o.logs, nil)),
-		Verifier:           v,
-		Phones:             phones,
-		Channels:           channels,
-		Locales:            verify.NewLocales(),
+		Flow:               fl,
 		CORSAllowedOrigins: o.origins,
 		TrustedProxies:     o.trusted,
+		ReturnOrigins:      o.returns,
 		Web:                web.FS,
 		Static:             static.FS,
 		Now:                func() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) },
-	})}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conforming{t: t, next: h}
 }
 
 func postJSON(h http.Handler, path, body string, headers ...string) *httptest.ResponseRecorder {
@@ -121,4 +132,20 @@ func decodeBody(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
 		t.Fatalf("body %q is not JSON: %v", rec.Body.String(), err)
 	}
 	return m
+}
+
+// mustHandler builds the handler for cfg over a flow of v (SMS only,
+// Twilio's locales).
+func mustHandler(t *testing.T, v verify.Verifier, cfg server.Config) http.Handler {
+	t.Helper()
+	fl, err := flow.New(flow.Config{Verifier: v, Channels: verify.Channels{verify.ChannelSMS}, Locales: verify.NewLocales()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Flow = fl
+	h, err := server.NewHandler(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

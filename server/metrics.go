@@ -99,15 +99,16 @@ func (cv countingVerifier) Start(ctx context.Context, req verify.StartRequest) (
 	if err != nil {
 		outcome = cv.m.failure(err)
 	}
-	cv.m.started.WithLabelValues(string(req.Channel), country(req.To, req.Parsed), outcome).Inc()
+	cv.m.started.WithLabelValues(string(req.Channel), country(req.To), outcome).Inc()
 	return v, err
 }
 
 func (cv countingVerifier) Check(ctx context.Context, req verify.CheckRequest) (verify.Verification, error) {
 	v, err := cv.next.Check(ctx, req)
 	to, channel := req.To, string(v.Channel)
-	if to == "" {
-		to = v.To
+	if to.IsZero() && v.To != "" {
+		// Checked by SID: the answer names the number.
+		to, _ = verify.PhoneParser{}.Parse(v.To)
 	}
 	if channel == "" {
 		channel = "unknown"
@@ -123,7 +124,7 @@ func (cv countingVerifier) Check(ctx context.Context, req verify.CheckRequest) (
 	default:
 		outcome = cv.m.failure(verify.Outcome(v))
 	}
-	cv.m.checked.WithLabelValues(channel, country(to, req.Parsed), outcome).Inc()
+	cv.m.checked.WithLabelValues(channel, country(to), outcome).Inc()
 	return v, err
 }
 
@@ -154,12 +155,9 @@ func (m *Metrics) failure(err error) string {
 }
 
 // country is the destination's ISO region, for the per-country series.
-func country(e164 string, parsed verify.Number) string {
-	if e164 == "" {
-		return "unknown"
-	}
-	if num, err := verify.Classify(e164, parsed); err == nil && num.Region != "" {
-		return num.Region
+func country(n verify.Number) string {
+	if r := n.Region(); r != "" {
+		return r
 	}
 	return "unknown"
 }

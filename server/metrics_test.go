@@ -19,7 +19,6 @@ import (
 
 	"verifyd/server"
 	"verifyd/server/abuse"
-	"verifyd/server/verify"
 	"verifyd/server/verify/twilioverify"
 	"verifyd/server/verify/twilioverify/twiliotest"
 	"verifyd/server/verify/verifytest"
@@ -74,9 +73,8 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := conforming{t: t, next: server.NewHandler(server.Config{
-		Logger: slog.New(slog.DiscardHandler), Verifier: m.Verifier(guard), Locales: verify.NewLocales(),
-		Channels: verify.Channels{verify.ChannelSMS}, Web: fstest.MapFS{"templates/index.html": {}}, Static: fstest.MapFS{},
+	h := conforming{t: t, next: mustHandler(t, m.Verifier(guard), server.Config{
+		Logger: slog.New(slog.DiscardHandler), Web: fstest.MapFS{"templates/index.html": {}}, Static: fstest.MapFS{},
 		Metrics: m, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	})}
 

@@ -51,10 +51,10 @@ func requestIDOf(c echo.Context) string {
 	return id
 }
 
-// setLogTarget records the (E.164) number a request is about; the access
-// line shows it masked.
-func setLogTarget(c echo.Context, e164 string) {
-	c.Set(ctxKeyTarget, e164)
+// setLogTarget records the number a request is about; the access line
+// shows it masked.
+func setLogTarget(c echo.Context, n verify.Number) {
+	c.Set(ctxKeyTarget, n)
 }
 
 // accessLog writes one line per request, with the request id, the masked
@@ -79,8 +79,8 @@ func accessLog(logger *slog.Logger) echo.MiddlewareFunc {
 				slog.String("remote_ip", v.RemoteIP),
 				slog.Int64("bytes_out", c.Response().Size),
 			}
-			if to, ok := c.Get(ctxKeyTarget).(string); ok {
-				attrs = append(attrs, slog.String("to", verify.Mask(to)))
+			if to, ok := c.Get(ctxKeyTarget).(verify.Number); ok {
+				attrs = append(attrs, slog.String("to", to.String()))
 			}
 			level := slog.LevelInfo
 			if e, ok := c.Get(ctxKeyError).(*verify.Error); ok {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"verifyd/server"
-	"verifyd/server/verify"
 	"verifyd/server/verify/twilioverify"
 	"verifyd/server/verify/twilioverify/twiliotest"
 	"verifyd/server/verify/verifytest"
@@ -64,9 +63,8 @@ func TestReadiness(t *testing.T) {
 	defer standin.Close()
 	backend := newTwilioBackend(t, standin, 300*time.Millisecond, nil)
 	clk := verifytest.NewClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
-	h := server.NewHandler(server.Config{
-		Logger: slog.New(slog.DiscardHandler), Verifier: &recordingVerifier{}, Locales: verify.NewLocales(),
-		Channels: verify.Channels{verify.ChannelSMS}, Web: fstest.MapFS{"templates/index.html": {}}, Static: fstest.MapFS{},
+	h := mustHandler(t, &recordingVerifier{}, server.Config{
+		Logger: slog.New(slog.DiscardHandler), Web: fstest.MapFS{"templates/index.html": {}}, Static: fstest.MapFS{},
 		Readiness:    []server.Check{{Name: "twilio", Probe: backend.Ping}},
 		ReadinessTTL: 10 * time.Second, ReadinessTimeout: 100 * time.Millisecond, Now: clk.Now,
 	})

@@ -5,6 +5,8 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -15,16 +17,15 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/rs/cors"
 
-	"verifyd/server/verify"
+	"verifyd/server/flow"
 )
 
 // Config is everything the handler depends on.
 type Config struct {
-	Logger   *slog.Logger
-	Verifier verify.Verifier
-	Phones   verify.PhoneParser
-	Channels verify.Channels // allowed channels, the first is the default
-	Locales  *verify.Locales
+	Logger *slog.Logger
+	// Flow is the one verification flow both the JSON API and the form
+	// call.
+	Flow *flow.Flow
 	// CORSAllowedOrigins are exact origins ("https://app.example.com") that
 	// may call the JSON API from a browser. Empty means no cross-origin access.
 	CORSAllowedOrigins []string
@@ -52,6 +53,9 @@ type Config struct {
 	// FormKey signs the form's CSRF tokens and the number carried into step
 	// 2; empty means a random key per process.
 	FormKey []byte
+	// ReturnOrigins are the exact origins ("https://app.example.com") the
+	// form may hand a receipt back to (GET /?return_to=...).
+	ReturnOrigins []string
 	// ResendCooldown is the countdown the form shows before "send a new
 	// code" (default 30s); set it to the abuse guard's per-number cooldown.
 	ResendCooldown time.Duration
@@ -61,8 +65,19 @@ type Config struct {
 // phone number, a code, a SID, a channel and a locale: well under 1 KiB.
 const maxBodyBytes = 4 << 10
 
-// NewHandler builds verifyd's whole HTTP handler.
-func NewHandler(cfg Config) http.Handler {
+// NewHandler builds verifyd's whole HTTP handler. Its errors are setup
+// errors: a missing dependency, a template or asset that does not load, a
+// return origin that is not one.
+func NewHandler(cfg Config) (http.Handler, error) {
+	if cfg.Flow == nil {
+		return nil, errors.New("server: no flow")
+	}
+	if cfg.Logger == nil {
+		return nil, errors.New("server: no logger")
+	}
+	if cfg.Web == nil || cfg.Static == nil {
+		return nil, errors.New("server: no templates or assets")
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -75,7 +90,15 @@ func NewHandler(cfg Config) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
-	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	urls, hashes, err := assetURLs(cfg.Static)
+	if err != nil {
+		return nil, fmt.Errorf("server: static assets: %w", err)
+	}
+	pages, err := newForms(cfg, cfg.Flow, urls)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	e.HTTPErrorHandler = errorHandler(cfg.Logger, pages)
 
 	e.Use(requestID)
 	if cfg.Metrics != nil {
@@ -84,12 +107,12 @@ func NewHandler(cfg Config) http.Handler {
 		e.Use(cfg.Metrics.middleware)
 	}
 	e.Use(accessLog(cfg.Logger), recoverPanics, securityHeaders)
-	addRoutes(e, cfg)
+	addRoutes(e, cfg, pages, serveStatic(cfg.Static, hashes))
 
 	if len(cfg.CORSAllowedOrigins) == 0 {
 		// rs/cors treats an empty list as "allow every origin": no wrapper at
 		// all is the only way to mean none.
-		return e
+		return e, nil
 	}
 	return cors.New(cors.Options{
 		AllowedOrigins: cfg.CORSAllowedOrigins,
@@ -97,7 +120,7 @@ func NewHandler(cfg Config) http.Handler {
 		AllowedHeaders: []string{"Content-Type", "Accept-Language", "X-Request-Id"},
 		ExposedHeaders: []string{"Retry-After", "X-Request-Id"},
 		MaxAge:         600,
-	}).Handler(e)
+	}).Handler(e), nil
 }
 
 // ipExtractor attributes a request to its client. echo's default believes

@@ -105,11 +105,16 @@
     const code = $('code');
     const btn = ev.submitter || ev.target.querySelector('button');
     btn.disabled = true;
-    const data = await post('/api/verify-otp', { phoneNumber: number, code: code.value });
+    const body = { phoneNumber: number, code: code.value };
+    if (app.dataset.nonce) body.nonce = app.dataset.nonce;
+    const data = await post('/api/verify-otp', body);
     btn.disabled = false;
     if (data.ok && data.verified) {
       clearInterval(timer);
       $('done-number').textContent = `${masked} is verified.`;
+      // The hand-off back to the app: the receipt goes by POST, never in
+      // a URL.
+      if ($('receipt') && data.receipt) $('receipt').value = data.receipt;
       show('done');
       steps.done.focus();
       return;

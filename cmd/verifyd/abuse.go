@@ -27,17 +27,13 @@ func (g guarded) close() {
 // newGuarded wraps backend: test numbers are answered locally, and every
 // request passes the abuse guard first (its counters in Redis when
 // REDIS_URL is set, in memory otherwise).
-func newGuarded(cfg config, logger *slog.Logger, backend verify.Verifier, phones verify.PhoneParser) (guarded, error) {
+func newGuarded(cfg config, logger *slog.Logger, backend verify.Verifier) (guarded, error) {
 	var g guarded
 	next, exempt := backend, func(string) bool { return false }
-	if cfg.TestNumbers != "" {
-		codes, err := abuse.ParseTestNumbers(string(cfg.TestNumbers), phones) // checked by loadConfig
-		if err != nil {
-			return g, err
-		}
-		tn := abuse.NewTestNumbers(backend, codes)
+	if len(cfg.testNumbers) > 0 {
+		tn := abuse.NewTestNumbers(backend, cfg.testNumbers)
 		next, exempt = tn, tn.Exempt
-		logger.Warn("test numbers configured: they answer fixed codes and never reach the backend", "count", len(codes))
+		logger.Warn("test numbers configured: they answer fixed codes and never reach the backend", "count", len(cfg.testNumbers))
 	}
 
 	var store abuse.Store = abuse.NewMemoryStore()

@@ -7,8 +7,9 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"reflect"
-	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,8 +18,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"verifyd/server/abuse"
+	"verifyd/server/receipt"
 	"verifyd/server/verify"
 	"verifyd/server/verify/engine"
+	"verifyd/server/verify/twilioverify"
 )
 
 // config is verifyd's whole configuration, read from the environment. Field
@@ -69,6 +72,22 @@ type config struct {
 	AllowedCountries       []string      `env:"ALLOWED_COUNTRIES"`
 	TestNumbers            secret        `env:"TEST_NUMBERS"`
 	AllowTestNumbersInProd bool          `env:"ALLOW_TEST_NUMBERS_IN_PRODUCTION" envDefault:"false"`
+
+	PublicURL             string        `env:"PUBLIC_URL"`
+	ReceiptAudience       string        `env:"RECEIPT_AUDIENCE"`
+	ReceiptTTL            time.Duration `env:"RECEIPT_TTL" envDefault:"5m"`
+	ReceiptSigningKeyFile string        `env:"RECEIPT_SIGNING_KEY_FILE"`
+	ReceiptReturnOrigins  []string      `env:"RECEIPT_RETURN_ORIGINS"`
+
+	// What check made of the values above, typed, so nothing parses a
+	// setting twice.
+	phones      verify.PhoneParser
+	channels    verify.Channels
+	trusted     []netip.Prefix
+	testNumbers map[string]string // E.164 → code
+	receiptKeys []receipt.Key     // nil: generate one (development) or no receipts
+	issuer      string            // the receipts' "iss"
+	audience    string            // the receipts' "aud"
 }
 
 // Backend names.
@@ -83,13 +102,6 @@ type secret string
 func (s *secret) UnmarshalText(b []byte) error { *s = secret(b); return nil }
 func (s secret) String() string                { return "[redacted]" }
 func (s secret) LogValue() slog.Value          { return slog.StringValue("[redacted]") }
-
-var (
-	accountSIDPattern = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
-	serviceSIDPattern = regexp.MustCompile(`^VA[0-9a-fA-F]{32}$`)
-	apiKeyPattern     = regexp.MustCompile(`^SK[0-9a-fA-F]{32}$`)
-	alphanumeric      = regexp.MustCompile(`^[A-Za-z0-9]+$`)
-)
 
 // loadConfig reads and checks the configuration. Its error names every bad
 // variable, one per line, so an operator fixes them all in one go.
@@ -163,10 +175,11 @@ func (c *config) check(vars map[string]string) problems {
 	if c.Host != "" && net.ParseIP(c.Host) == nil && c.Host != "localhost" {
 		bad("HOST", "must be an IP address to listen on, not %q", c.Host)
 	}
-	if _, err := verify.ParseChannels(c.AllowedChannels); err != nil {
+	var err error
+	if c.channels, err = verify.ParseChannels(c.AllowedChannels); err != nil {
 		bad("ALLOWED_CHANNELS", "%v", err)
 	}
-	if _, err := verify.NewPhoneParser(c.DefaultRegion); err != nil {
+	if c.phones, err = verify.NewPhoneParser(c.DefaultRegion); err != nil {
 		bad("DEFAULT_REGION", "%v (want an ISO 3166 alpha-2 code such as US)", err)
 	}
 	for _, o := range c.CORSAllowedOrigins {
@@ -179,6 +192,7 @@ func (c *config) check(vars map[string]string) problems {
 	}
 	p = append(p, c.checkAbuse()...)
 	p = append(p, c.checkServing()...)
+	p = append(p, c.checkReceipts()...)
 
 	if c.Backend == "" {
 		c.Backend = backendDev
@@ -209,26 +223,28 @@ func (c *config) check(vars map[string]string) problems {
 func (c *config) checkTwilio() problems {
 	var p problems
 	bad := p.add
-	if !accountSIDPattern.MatchString(c.TwilioAccountSID) {
-		bad("TWILIO_ACCOUNT_SID", "required: AC followed by 32 hex digits")
+	if err := twilioverify.CheckAccountSID(c.TwilioAccountSID); err != nil {
+		bad("TWILIO_ACCOUNT_SID", "required: %v", err)
 	}
-	if !serviceSIDPattern.MatchString(c.TwilioServiceSID) {
-		bad("TWILIO_VERIFY_SERVICE_SID", "required: VA followed by 32 hex digits")
+	if err := twilioverify.CheckServiceSID(c.TwilioServiceSID); err != nil {
+		bad("TWILIO_VERIFY_SERVICE_SID", "required: %v", err)
 	}
 	switch {
 	case c.TwilioAPIKey != "" || c.TwilioAPISecret != "":
-		if !apiKeyPattern.MatchString(c.TwilioAPIKey) {
-			bad("TWILIO_API_KEY", "must be SK followed by 32 hex digits")
+		if err := twilioverify.CheckAPIKey(c.TwilioAPIKey); err != nil {
+			bad("TWILIO_API_KEY", "%v", err)
 		}
-		if !alphanumeric.MatchString(string(c.TwilioAPISecret)) {
-			bad("TWILIO_API_SECRET", "required with TWILIO_API_KEY: letters and digits only")
+		if err := twilioverify.CheckCredential(string(c.TwilioAPISecret)); err != nil {
+			bad("TWILIO_API_SECRET", "required with TWILIO_API_KEY: %v", err)
 		}
 	case c.TwilioAuthToken == "":
 		bad("TWILIO_AUTH_TOKEN", "required (or TWILIO_API_KEY and TWILIO_API_SECRET)")
-	case !alphanumeric.MatchString(string(c.TwilioAuthToken)):
-		bad("TWILIO_AUTH_TOKEN", "must be letters and digits only")
+	default:
+		if err := twilioverify.CheckCredential(string(c.TwilioAuthToken)); err != nil {
+			bad("TWILIO_AUTH_TOKEN", "%v", err)
+		}
 	}
-	if err := checkBaseURL(c.TwilioBaseURL); err != nil {
+	if _, err := twilioverify.CheckBaseURL(c.TwilioBaseURL); err != nil {
 		bad("TWILIO_VERIFY_BASE_URL", "%v", err)
 	}
 	if c.TwilioConnectTimeout <= 0 {
@@ -241,30 +257,6 @@ func (c *config) checkTwilio() problems {
 		bad("TWILIO_MAX_CONNS", "must be between 1 and 10000")
 	}
 	return p
-}
-
-// checkBaseURL allows plain HTTP only to this machine: credentials travel in
-// every request's Authorization header.
-func checkBaseURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("must be an absolute http(s) URL such as https://verify.twilio.com, not %q", s)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if host := u.Hostname(); host == "localhost" || isLoopback(host) {
-			return nil
-		}
-		return fmt.Errorf("plain http is allowed only to a loopback address: credentials would travel in the clear")
-	}
-	return fmt.Errorf("scheme must be https, not %q", u.Scheme)
-}
-
-func isLoopback(host string) bool {
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func checkOrigin(o string) error {
@@ -289,7 +281,8 @@ func secretBytes(s secret) []byte {
 func (c *config) checkAbuse() problems {
 	var p problems
 	bad := p.add
-	if _, err := c.trustedProxies(); err != nil {
+	var err error
+	if c.trusted, err = c.trustedProxies(); err != nil {
 		bad("TRUSTED_PROXIES", "%v", err)
 	}
 	if c.RedisURL != "" {
@@ -317,8 +310,7 @@ func (c *config) checkAbuse() problems {
 		}
 	}
 	if c.TestNumbers != "" {
-		phones, _ := verify.NewPhoneParser(c.DefaultRegion)
-		if _, err := abuse.ParseTestNumbers(string(c.TestNumbers), phones); err != nil {
+		if c.testNumbers, err = abuse.ParseTestNumbers(string(c.TestNumbers), c.phones); err != nil {
 			bad("TEST_NUMBERS", "%v (want +15005550006:123456,...)", err)
 		}
 		if c.AppEnv == "production" && !c.AllowTestNumbersInProd {
@@ -385,4 +377,69 @@ type problems []string
 
 func (p *problems) add(name, format string, args ...any) {
 	*p = append(*p, name+": "+fmt.Sprintf(format, args...))
+}
+
+// maxReceiptTTL bounds RECEIPT_TTL: a receipt is a bearer proof, meant to
+// be handed over at once, not kept.
+const maxReceiptTTL = time.Hour
+
+// checkReceipts validates the receipt settings and loads the signing keys.
+// Without a key file, development signs with a key made per process and
+// production runs without receipts (run says so at start).
+func (c *config) checkReceipts() problems {
+	var p problems
+	bad := p.add
+	prod := c.AppEnv == "production"
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+			u.RawQuery != "" || u.Fragment != "" {
+			bad("PUBLIC_URL", "must be verifyd's external base URL, such as https://verify.example.com")
+		} else if prod && u.Scheme != "https" {
+			bad("PUBLIC_URL", "must be https with APP_ENV=production")
+		}
+		c.issuer = strings.TrimRight(c.PublicURL, "/")
+	}
+	if c.ReceiptTTL <= 0 || c.ReceiptTTL > maxReceiptTTL {
+		bad("RECEIPT_TTL", "must be positive and at most %v", maxReceiptTTL)
+	}
+	for _, o := range c.ReceiptReturnOrigins {
+		if err := checkOrigin(o); err != nil {
+			bad("RECEIPT_RETURN_ORIGINS", "%v", err)
+		}
+	}
+	if f := c.ReceiptSigningKeyFile; f != "" {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			// The path is the operator's own; the error says missing or
+			// not readable.
+			bad("RECEIPT_SIGNING_KEY_FILE", "cannot read %q: %v", f, errors.Unwrap(err))
+		} else if c.receiptKeys, err = receipt.ParseKeys(data); err != nil {
+			bad("RECEIPT_SIGNING_KEY_FILE", "%v", err)
+		}
+	}
+	c.audience = c.ReceiptAudience
+	if prod && c.ReceiptSigningKeyFile != "" {
+		if c.PublicURL == "" {
+			bad("PUBLIC_URL", "required with RECEIPT_SIGNING_KEY_FILE in production: it is the receipts' issuer")
+		}
+		if c.ReceiptAudience == "" {
+			bad("RECEIPT_AUDIENCE", "required with RECEIPT_SIGNING_KEY_FILE in production: name the app the receipts are for")
+		}
+	}
+	// Development defaults: this machine as issuer, the issuer as audience.
+	if c.issuer == "" {
+		c.issuer = "http://localhost:" + strconv.Itoa(c.Port)
+	}
+	if c.audience == "" {
+		c.audience = c.issuer
+	}
+	return p
+}
+
+// receiptsOn reports whether verifyd signs receipts: always outside
+// production, where a key is made when none is configured; in production
+// only with a key file.
+func (c *config) receiptsOn() bool {
+	return c.AppEnv != "production" || c.receiptKeys != nil
 }

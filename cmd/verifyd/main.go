@@ -27,6 +27,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"verifyd/server"
+	"verifyd/server/flow"
+	"verifyd/server/receipt"
 	"verifyd/server/verify"
 	"verifyd/server/verify/engine"
 	"verifyd/server/verify/twilioverify"
@@ -93,12 +95,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	}
 	defer b.close()
 
-	// Checked by loadConfig.
-	phones, _ := verify.NewPhoneParser(cfg.DefaultRegion)
-	channels, _ := verify.ParseChannels(cfg.AllowedChannels)
-	trusted, _ := cfg.trustedProxies()
-
-	g, err := newGuarded(cfg, logger, b.verifier, phones)
+	g, err := newGuarded(cfg, logger, b.verifier)
 	if err != nil {
 		return err
 	}
@@ -107,14 +104,26 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if g.redis != nil {
 		readiness = append(readiness, server.Check{Name: "redis", Probe: g.redis.Ping})
 	}
+	receipts, err := newReceipts(cfg, logger)
+	if err != nil {
+		return err
+	}
+	fl, err := flow.New(flow.Config{
+		Verifier: metrics.Verifier(g.verifier),
+		Phones:   cfg.phones,
+		Channels: cfg.channels,
+		Locales:  verify.NewLocales(),
+		Receipts: receipts,
+	})
+	if err != nil {
+		return err
+	}
 	scfg := server.Config{
 		Logger:             logger,
-		Verifier:           metrics.Verifier(g.verifier),
-		TrustedProxies:     trusted,
+		Flow:               fl,
+		TrustedProxies:     cfg.trusted,
 		LimiterState:       g.guard.State,
-		Phones:             phones,
-		Channels:           channels,
-		Locales:            verify.NewLocales(),
+		ReturnOrigins:      cfg.ReceiptReturnOrigins,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		Web:                web.FS,
 		Static:             static.FS,
@@ -130,13 +139,18 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		scfg.MetricsHandler = metricsHandler
 	}
 
+	handler, err := server.NewHandler(scfg)
+	if err != nil {
+		return err
+	}
+
 	// Listen before serving, so a taken port fails run at once.
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           server.NewHandler(scfg),
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      cfg.TwilioRequestTimeout + 5*time.Second,
@@ -263,6 +277,35 @@ func newBackend(cfg config, logger *slog.Logger, metrics *server.Metrics) (backe
 		}
 		return backend{verifier: e, close: func() {}}, nil
 	}
+}
+
+// newReceipts builds the receipt issuer: with the configured keys; in
+// development without them, with a key made for this process; in
+// production without them, none. Each case is said once at start.
+func newReceipts(cfg config, logger *slog.Logger) (*receipt.Issuer, error) {
+	keys := cfg.receiptKeys
+	switch {
+	case keys != nil:
+	case !cfg.receiptsOn():
+		logger.Warn("receipts are off: RECEIPT_SIGNING_KEY_FILE is not set, so approved checks carry no signed " +
+			"receipt and /.well-known/jwks.json publishes no key")
+		return nil, nil
+	default:
+		k, err := receipt.GenerateKey()
+		if err != nil {
+			return nil, fmt.Errorf("receipt key: %w", err)
+		}
+		keys = []receipt.Key{k}
+		logger.Warn("receipts are signed with a key made for this process: they stop verifying when it "+
+			"restarts; set RECEIPT_SIGNING_KEY_FILE to keep one", "kid", k.ID())
+	}
+	iss, err := receipt.NewIssuer(receipt.IssuerConfig{Keys: keys, Issuer: cfg.issuer, Audience: cfg.audience, TTL: cfg.ReceiptTTL})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("receipts", "signing_key", iss.SigningKey(), "published_keys", len(keys),
+		"issuer", cfg.issuer, "audience", cfg.audience, "ttl", cfg.ReceiptTTL.String())
+	return iss, nil
 }
 
 // pprofMux serves the runtime profiles (DEBUG_ADDR, off by default), on a

@@ -127,8 +127,8 @@ func (g *Guard) Start(ctx context.Context, req verify.StartRequest) (verify.Veri
 	}
 	l := g.cfg.Limits
 	var rules []limitedRule
-	if !g.cfg.Exempt(req.To) {
-		phone := "{verifyd}:rl:phone:" + hashKey(req.To)
+	if !g.cfg.Exempt(req.To.E164()) {
+		phone := "{verifyd}:rl:phone:" + hashKey(req.To.E164())
 		rules = appendRule(rules, phone+":cooldown", 1, l.PhoneCooldown, ErrPhoneCooldown)
 		rules = appendRule(rules, phone+":hour", l.PhoneSendsPerHour, time.Hour, ErrPhoneLimit)
 		rules = appendRule(rules, "{verifyd}:rl:global:sends", l.GlobalSendsPerMinute, time.Minute, ErrGlobalLimit)
@@ -173,15 +173,15 @@ func appendRule(rules []limitedRule, key string, limit int, window time.Duration
 // checkDestination applies the country allowlist and, for SMS, the refused
 // number types. It decides from the number alone, with phonenumbers.
 func (g *Guard) checkDestination(req verify.StartRequest) error {
-	num, err := verify.Classify(req.To, req.Parsed)
-	if err != nil {
-		return err
+	num := req.To
+	if num.IsZero() {
+		return verify.ErrMissingTarget
 	}
-	if len(g.countries) > 0 && !g.countries[num.Region] {
-		return ErrCountryNotAllowed.With(fmt.Errorf("destination country %q", num.Region), 0)
+	if len(g.countries) > 0 && !g.countries[num.Region()] {
+		return ErrCountryNotAllowed.With(fmt.Errorf("destination country %q", num.Region()), 0)
 	}
-	if req.Channel == verify.ChannelSMS && !g.cfg.Exempt(req.To) && smsRefusedTypes[num.Type] {
-		return ErrNumberTypeNotAllowed.With(fmt.Errorf("number type %d in %q", num.Type, num.Region), 0)
+	if req.Channel == verify.ChannelSMS && !g.cfg.Exempt(num.E164()) && smsRefusedTypes[num.Type()] {
+		return ErrNumberTypeNotAllowed.With(fmt.Errorf("number type %d in %q", num.Type(), num.Region()), 0)
 	}
 	return nil
 }

@@ -27,12 +27,12 @@ type countingVerifier struct{ starts, checks atomic.Int64 }
 
 func (c *countingVerifier) Start(_ context.Context, req verify.StartRequest) (verify.Verification, error) {
 	c.starts.Add(1)
-	return verify.Verification{SID: "VE0123456789abcdef0123456789abcdef", To: req.To, Status: verify.StatusPending}, nil
+	return verify.Verification{SID: "VE0123456789abcdef0123456789abcdef", To: req.To.E164(), Status: verify.StatusPending}, nil
 }
 
 func (c *countingVerifier) Check(_ context.Context, req verify.CheckRequest) (verify.Verification, error) {
 	c.checks.Add(1)
-	return verify.Verification{To: req.To, Status: verify.StatusApproved}, nil
+	return verify.Verification{To: req.To.E164(), Status: verify.StatusApproved}, nil
 }
 
 // switchableStore fails while down is set, and otherwise counts in memory.
@@ -76,12 +76,12 @@ func newGuard(t *testing.T, cfg abuse.Config) (*abuse.Guard, *countingVerifier, 
 }
 
 func start(g *abuse.Guard, to string, ip netip.Addr) error {
-	_, err := g.Start(context.Background(), verify.StartRequest{To: to, Channel: verify.ChannelSMS, ClientIP: ip})
+	_, err := g.Start(context.Background(), verify.StartRequest{To: verifytest.Number(to), Channel: verify.ChannelSMS, ClientIP: ip})
 	return err
 }
 
 func check(g *abuse.Guard, to string, ip netip.Addr) error {
-	_, err := g.Check(context.Background(), verify.CheckRequest{To: to, Code: "123456", ClientIP: ip})
+	_, err := g.Check(context.Background(), verify.CheckRequest{To: verifytest.Number(to), Code: "123456", ClientIP: ip})
 	return err
 }
 
@@ -192,7 +192,7 @@ func TestGuardDestinations(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g, backend, _ := newGuard(t, abuse.Config{AllowedCountries: tt.countries})
-			_, err := g.Start(context.Background(), verify.StartRequest{To: tt.to, Channel: tt.channel})
+			_, err := g.Start(context.Background(), verify.StartRequest{To: verifytest.Number(tt.to), Channel: tt.channel})
 			if tt.want == nil {
 				if err != nil || backend.starts.Load() != 1 {
 					t.Errorf("Start(%s by %s) = %v, want it through", tt.to, tt.channel, err)
@@ -312,14 +312,14 @@ func TestTestNumbers(t *testing.T) {
 	// Exempt from the cooldown and the global brake: they cost nothing.
 	var sid string
 	for i := range 3 {
-		v, err := g.Start(context.Background(), verify.StartRequest{To: "+14155550100", Channel: verify.ChannelSMS, ClientIP: ip1})
+		v, err := g.Start(context.Background(), verify.StartRequest{To: verifytest.Number("+14155550100"), Channel: verify.ChannelSMS, ClientIP: ip1})
 		if err != nil {
 			t.Fatalf("start %d of a test number = %v", i+1, err)
 		}
 		sid = v.SID
 	}
 	ctx := context.Background()
-	if v, err := g.Check(ctx, verify.CheckRequest{To: "+14155550100", Code: "654321", ClientIP: ip1}); err != nil || v.Status != verify.StatusPending {
+	if v, err := g.Check(ctx, verify.CheckRequest{To: verifytest.Number("+14155550100"), Code: "654321", ClientIP: ip1}); err != nil || v.Status != verify.StatusPending {
 		t.Errorf("wrong code for a test number = %v, %v; want pending", v.Status, err)
 	}
 	if v, err := g.Check(ctx, verify.CheckRequest{SID: sid, Code: "123456", ClientIP: ip1}); err != nil || v.Status != verify.StatusApproved {
@@ -329,7 +329,7 @@ func TestTestNumbers(t *testing.T) {
 		t.Error("a test number reached the backend")
 	}
 	// Guessing is still limited per client.
-	if v, err := g.Check(ctx, verify.CheckRequest{To: "+14155550101", Code: "0000", ClientIP: ip1}); err != nil || v.Status != verify.StatusApproved {
+	if v, err := g.Check(ctx, verify.CheckRequest{To: verifytest.Number("+14155550101"), Code: "0000", ClientIP: ip1}); err != nil || v.Status != verify.StatusApproved {
 		t.Errorf("the second test number = %v, %v", v.Status, err)
 	}
 	wantRefused(t, "a 4th check from one client", check(g, "+14155550100", ip1), abuse.ErrIPCheckLimit, time.Hour)

@@ -40,9 +40,9 @@ func ParseTestNumbers(s string, phones verify.PhoneParser) (map[string]string, e
 		}
 		c, err := verify.ParseCode(code)
 		if err != nil {
-			return nil, fmt.Errorf("the code for %s must be 4 to 10 digits", verify.Mask(n.E164))
+			return nil, fmt.Errorf("the code for %s must be 4 to 10 digits", n.String())
 		}
-		out[n.E164] = c
+		out[n.E164()] = c
 	}
 	return out, nil
 }
@@ -64,16 +64,17 @@ func (t *TestNumbers) Exempt(e164 string) bool {
 
 // Start answers a test number as sent.
 func (t *TestNumbers) Start(ctx context.Context, req verify.StartRequest) (verify.Verification, error) {
-	if !t.Exempt(req.To) {
+	to := req.To.E164()
+	if !t.Exempt(to) {
 		return t.next.Start(ctx, req)
 	}
-	return verify.Verification{SID: testSID(req.To), To: req.To, Channel: req.Channel,
+	return verify.Verification{SID: testSID(to), To: to, Channel: req.Channel,
 		Status: verify.StatusPending, SendAttempts: 1}, nil
 }
 
 // Check compares a test number's code in constant time.
 func (t *TestNumbers) Check(ctx context.Context, req verify.CheckRequest) (verify.Verification, error) {
-	num := req.To
+	num := req.To.E164()
 	if num == "" {
 		num = t.bySID[req.SID]
 	}

@@ -95,6 +95,8 @@ var (
 		Message: "This delivery method is not available."}
 	ErrInvalidLocale = &Error{Kind: KindInvalid, Code: "invalid_locale",
 		Message: "This language is not supported."}
+	ErrInvalidNonce = &Error{Kind: KindInvalid, Code: "invalid_nonce",
+		Message: "The nonce must be 1 to 128 letters, digits, '-' or '_'."}
 	ErrInvalidParameter = &Error{Kind: KindInvalid, Code: "invalid_parameter",
 		Message: "The request was not accepted. Check the phone number and try again."}
 

@@ -23,12 +23,12 @@ func FuzzParsePhone(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !strings.HasPrefix(n.E164, "+") || len(n.E164) > 16 {
-			t.Fatalf("Parse(%q) = %q, not E.164", input, n.E164)
+		if !strings.HasPrefix(n.E164(), "+") || len(n.E164()) > 16 {
+			t.Fatalf("Parse(%q) = %q, not E.164", input, n.E164())
 		}
-		again, err := verify.PhoneParser{}.Parse(n.E164)
-		if err != nil || again.E164 != n.E164 {
-			t.Fatalf("Parse(%q) = %q, which parses back as %q, %v", input, n.E164, again.E164, err)
+		again, err := verify.PhoneParser{}.Parse(n.E164())
+		if err != nil || again.E164() != n.E164() {
+			t.Fatalf("Parse(%q) = %q, which parses back as %q, %v", input, n.E164(), again.E164(), err)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
@@ -27,12 +28,39 @@ func NewPhoneParser(region string) (PhoneParser, error) {
 	return PhoneParser{DefaultRegion: region}, nil
 }
 
-// Number is a phone number that phonenumbers found valid.
+// Number is a phone number that phonenumbers found valid. Only
+// PhoneParser.Parse makes one, so a Number in hand is always a valid,
+// normalised number with its region and type known; the zero Number means
+// "no number". It prints and logs masked: the full number comes only from
+// E164, so it cannot reach a log by accident.
 type Number struct {
-	E164   string
-	Region string // ISO 3166 alpha-2 of the number, "" when not tied to one
-	Type   phonenumbers.PhoneNumberType
+	e164   string
+	region string
+	cc     int32 // the country calling code
+	typ    phonenumbers.PhoneNumberType
 }
+
+// E164 is the number in E.164 ("+14155552671"); "" for the zero Number.
+func (n Number) E164() string { return n.e164 }
+
+// Region is the number's ISO 3166 alpha-2 region, "" when it belongs to no
+// single country (such as +800 or +882 numbers).
+func (n Number) Region() string { return n.region }
+
+// CountryCode is the number's country calling code (1 for +1...).
+func (n Number) CountryCode() int { return int(n.cc) }
+
+// Type is what phonenumbers says the number is (mobile, fixed line, ...).
+func (n Number) Type() phonenumbers.PhoneNumberType { return n.typ }
+
+// IsZero reports whether n is no number at all.
+func (n Number) IsZero() bool { return n.e164 == "" }
+
+// String answers the number masked, as logs show it.
+func (n Number) String() string { return Mask(n.e164) }
+
+// LogValue logs the number masked.
+func (n Number) LogValue() slog.Value { return slog.StringValue(Mask(n.e164)) }
 
 // Parse normalises input to E.164. It answers ErrInvalidPhone for anything
 // phonenumbers cannot parse or finds invalid, and for national formats when no
@@ -60,9 +88,10 @@ func (p PhoneParser) Parse(input string) (Number, error) {
 		return Number{}, ErrInvalidPhone
 	}
 	return Number{
-		E164:   phonenumbers.Format(num, phonenumbers.E164),
-		Region: phonenumbers.GetRegionCodeForNumber(num),
-		Type:   typ,
+		e164:   phonenumbers.Format(num, phonenumbers.E164),
+		region: phonenumbers.GetRegionCodeForNumber(num),
+		cc:     num.GetCountryCode(),
+		typ:    typ,
 	}, nil
 }
 
@@ -101,6 +130,25 @@ func ValidSID(s string) bool {
 		}
 	}
 	return true
+}
+
+// MaxNonce is the longest nonce a client may bind a receipt to.
+const MaxNonce = 128
+
+// ParseNonce checks a nonce a client gave: 1 to MaxNonce URL-safe characters
+// (RFC 4648 base64url's alphabet), so it travels in a URL, a form and a
+// receipt unchanged. Callers call it only when a nonce was given.
+func ParseNonce(s string) (string, error) {
+	if s == "" || len(s) > MaxNonce {
+		return "", ErrInvalidNonce
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return "", ErrInvalidNonce
+		}
+	}
+	return s, nil
 }
 
 // Channels is the set of channels an operator allows, in preference order.

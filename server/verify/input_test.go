@@ -37,8 +37,8 @@ func TestParsePhone(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, err := p.Parse(tt.input)
-		if !errors.Is(err, tt.wantErr) || got.E164 != tt.want {
-			t.Errorf("Parse(%q) in %q = %q, %v; want %q, %v", tt.input, tt.region, got.E164, err, tt.want, tt.wantErr)
+		if !errors.Is(err, tt.wantErr) || got.E164() != tt.want {
+			t.Errorf("Parse(%q) in %q = %q, %v; want %q, %v", tt.input, tt.region, got.E164(), err, tt.want, tt.wantErr)
 		}
 	}
 }
@@ -49,7 +49,7 @@ func TestParsePhoneClassifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Region != "GB" || n.Type != phonenumbers.MOBILE {
+	if n.Region() != "GB" || n.Type() != phonenumbers.MOBILE {
 		t.Errorf("Parse(+447400123456) = %+v, want a GB mobile", n)
 	}
 }

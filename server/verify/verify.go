@@ -47,27 +47,22 @@ const (
 
 // StartRequest asks a backend to send a code.
 type StartRequest struct {
-	To      string  // E.164, already normalised
+	To      Number  // the destination, as PhoneParser made it
 	Channel Channel // already checked against the allowed channels
 	Locale  string  // a Twilio Verify locale, or "" for the service default
 	// ClientIP is the address of the person asking (after trusted proxies),
 	// for per-client limits; the zero Addr when unknown.
 	ClientIP netip.Addr
-	// Parsed is To as PhoneParser found it (region, type), when the caller
-	// parsed it; the zero Number otherwise. It saves parsing the same number
-	// again along the way, which costs more than the rest of a request.
-	Parsed Number
 }
 
 // CheckRequest asks a backend whether a code is right. Exactly one of To and
 // SID is set.
 type CheckRequest struct {
-	To   string // E.164, already normalised
+	To   Number // the zero Number when checking by SID
 	SID  string // a verification SID ("VE" + 32 hex)
 	Code string // 4 to 10 digits
-	// ClientIP and Parsed are as in StartRequest.
+	// ClientIP is as in StartRequest.
 	ClientIP netip.Addr
-	Parsed   Number
 }
 
 // Verification is what a backend answers to a start or a check.
@@ -113,13 +108,4 @@ func Outcome(v Verification) error {
 	}
 	return &Error{Kind: KindUnavailable, Code: "upstream_unavailable",
 		Message: msgUnavailable, Err: errorf("check answered unknown status %q", v.Status)}
-}
-
-// Classify answers the region and type of e164, from parsed when it is that
-// number, else by parsing it.
-func Classify(e164 string, parsed Number) (Number, error) {
-	if parsed.E164 != "" && parsed.E164 == e164 {
-		return parsed, nil
-	}
-	return PhoneParser{}.Parse(e164)
 }

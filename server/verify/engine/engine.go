@@ -161,9 +161,10 @@ func (e *Engine) Start(ctx context.Context, req verify.StartRequest) (verify.Ver
 	if err := ctx.Err(); err != nil {
 		return verify.Verification{}, ctxError(err)
 	}
-	if req.To == "" {
+	if req.To.IsZero() {
 		return verify.Verification{}, verify.ErrMissingTarget
 	}
+	to := req.To.E164()
 	if !req.Channel.Valid() {
 		return verify.Verification{}, verify.ErrChannelNotAllowed
 	}
@@ -180,7 +181,7 @@ func (e *Engine) Start(ctx context.Context, req verify.StartRequest) (verify.Ver
 		msg        Message
 		out        verify.Verification
 	)
-	err := e.store.Update(ctx, req.To, func(rec *Record) (*Record, error) {
+	err := e.store.Update(ctx, to, func(rec *Record) (*Record, error) {
 		refused, retryAfter, msg, out = false, 0, Message{}, verify.Verification{}
 		rec = e.settle(rec, now)
 		if rec == nil {
@@ -219,8 +220,8 @@ func (e *Engine) Start(ctx context.Context, req verify.StartRequest) (verify.Ver
 		rec.Current = cur
 		rec.Sends = insertTime(rec.Sends, now)
 
-		msg = Message{SID: cur.SID, To: req.To, Channel: req.Channel, Locale: req.Locale, Code: code}
-		out = view(req.To, cur, verify.StatusPending)
+		msg = Message{SID: cur.SID, To: to, Channel: req.Channel, Locale: req.Locale, Code: code}
+		out = view(to, cur, verify.StatusPending)
 		return e.settle(rec, now), nil
 	})
 	switch {
@@ -239,7 +240,7 @@ func (e *Engine) Start(ctx context.Context, req verify.StartRequest) (verify.Ver
 		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
 		defer cancel()
 		cause := fmt.Errorf("send code: %w", err)
-		if uerr := e.unsend(undoCtx, req.To, msg.SID, now); uerr != nil {
+		if uerr := e.unsend(undoCtx, to, msg.SID, now); uerr != nil {
 			cause = errors.Join(cause, fmt.Errorf("take back send: %w", uerr))
 		}
 		if ctx.Err() != nil {
@@ -281,15 +282,15 @@ func (e *Engine) Check(ctx context.Context, req verify.CheckRequest) (verify.Ver
 		return verify.Verification{}, ctxError(err)
 	}
 	switch {
-	case req.To != "" && req.SID != "":
+	case !req.To.IsZero() && req.SID != "":
 		return verify.Verification{}, verify.ErrInvalidParameter.With(errors.New("check: both To and SID set"), 0)
-	case req.To == "" && req.SID == "":
+	case req.To.IsZero() && req.SID == "":
 		return verify.Verification{}, verify.ErrMissingTarget
 	case req.Code == "":
 		return verify.Verification{}, verify.ErrInvalidCode
 	}
 
-	number := req.To
+	number := req.To.E164()
 	if req.SID != "" {
 		n, ok, err := e.store.NumberOf(ctx, req.SID)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"verifyd/server/verify"
 	"verifyd/server/verify/engine"
+	"verifyd/server/verify/verifytest"
 )
 
 func TestStartThenCheck(t *testing.T) {
@@ -45,7 +46,7 @@ func TestStartThenCheck(t *testing.T) {
 		{"and stays gone", wrong(code), "", verify.ErrNotFound},
 	}
 	for _, s := range steps {
-		got, err := r.eng.Check(context.Background(), verify.CheckRequest{To: alice, Code: s.code})
+		got, err := r.eng.Check(context.Background(), verify.CheckRequest{To: verifytest.Number(alice), Code: s.code})
 		if !sameErr(err, s.wantErr) || got.Status != s.want {
 			t.Fatalf("%s: Check(%q) = %q, %v, want %q, %v", s.name, s.code, got.Status, err, s.want, s.wantErr)
 		}
@@ -61,7 +62,7 @@ func TestResendReusesVerificationAndCode(t *testing.T) {
 	first, code := r.mustStart(t, alice)
 
 	r.clock.Advance(3 * time.Minute)
-	second, err := r.eng.Start(context.Background(), verify.StartRequest{To: alice, Channel: verify.ChannelCall, Locale: "fr"})
+	second, err := r.eng.Start(context.Background(), verify.StartRequest{To: verifytest.Number(alice), Channel: verify.ChannelCall, Locale: "fr"})
 	if err != nil {
 		t.Fatalf("Start(%q) again = %v, want no error", alice, err)
 	}
@@ -75,7 +76,7 @@ func TestResendReusesVerificationAndCode(t *testing.T) {
 
 	// The lifetime runs from creation, not from the resend.
 	r.clock.Advance(7 * time.Minute)
-	if _, err := r.eng.Check(context.Background(), verify.CheckRequest{To: alice, Code: code}); !errors.Is(err, verify.ErrNotFound) {
+	if _, err := r.eng.Check(context.Background(), verify.CheckRequest{To: verifytest.Number(alice), Code: code}); !errors.Is(err, verify.ErrNotFound) {
 		t.Errorf("Check(%q) 10 minutes after creation = %v, want %v", code, err, verify.ErrNotFound)
 	}
 }
@@ -128,7 +129,7 @@ func TestSendLimit(t *testing.T) {
 func TestSendLimitOutlivesVerification(t *testing.T) {
 	r := newRig(t)
 	_, code := r.mustStart(t, alice)
-	if v, err := r.eng.Check(context.Background(), verify.CheckRequest{To: alice, Code: code}); err != nil || v.Status != verify.StatusApproved {
+	if v, err := r.eng.Check(context.Background(), verify.CheckRequest{To: verifytest.Number(alice), Code: code}); err != nil || v.Status != verify.StatusApproved {
 		t.Fatalf("Check(%q) = %q, %v, want approved", code, v.Status, err)
 	}
 	var sids []string
@@ -156,7 +157,7 @@ func TestTooManyWrongCodes(t *testing.T) {
 	v, code := r.mustStart(t, alice)
 	bad := wrong(code)
 	for i := 1; i <= engine.DefaultMaxChecks; i++ {
-		got, err := r.eng.Check(context.Background(), verify.CheckRequest{To: alice, Code: bad})
+		got, err := r.eng.Check(context.Background(), verify.CheckRequest{To: verifytest.Number(alice), Code: bad})
 		if err != nil || got.Status != verify.StatusPending {
 			t.Fatalf("wrong check %d: Check(%q) = %q, %v, want pending", i, bad, got.Status, err)
 		}
@@ -166,8 +167,8 @@ func TestTooManyWrongCodes(t *testing.T) {
 		req  verify.CheckRequest
 		want error
 	}{
-		{"6th check refused even with the right code", verify.CheckRequest{To: alice, Code: code}, verify.ErrTooManyAttempts},
-		{"then gone by number", verify.CheckRequest{To: alice, Code: code}, verify.ErrNotFound},
+		{"6th check refused even with the right code", verify.CheckRequest{To: verifytest.Number(alice), Code: code}, verify.ErrTooManyAttempts},
+		{"then gone by number", verify.CheckRequest{To: verifytest.Number(alice), Code: code}, verify.ErrNotFound},
 		{"and by SID", verify.CheckRequest{SID: v.SID, Code: code}, verify.ErrNotFound},
 	}
 	for _, s := range steps {
@@ -184,7 +185,7 @@ func TestStartAfterMaxAttemptsMakesNewVerification(t *testing.T) {
 	r := newRig(t)
 	v, code := r.mustStart(t, alice)
 	for range engine.DefaultMaxChecks {
-		r.eng.Check(context.Background(), verify.CheckRequest{To: alice, Code: wrong(code)})
+		r.eng.Check(context.Background(), verify.CheckRequest{To: verifytest.Number(alice), Code: wrong(code)})
 	}
 	// Maxed out but not yet told so: a resend must not revive it.
 	again, _ := r.mustStart(t, alice)
@@ -192,7 +193,7 @@ func TestStartAfterMaxAttemptsMakesNewVerification(t *testing.T) {
 		t.Fatalf("Start(%q) after 5 wrong codes reused %s, want a new verification", alice, v.SID)
 	}
 	newCode := r.sender.last(t).Code
-	if got, err := r.eng.Check(context.Background(), verify.CheckRequest{To: alice, Code: newCode}); err != nil || got.Status != verify.StatusApproved {
+	if got, err := r.eng.Check(context.Background(), verify.CheckRequest{To: verifytest.Number(alice), Code: newCode}); err != nil || got.Status != verify.StatusApproved {
 		t.Errorf("Check(%q) of the new verification = %q, %v, want approved", newCode, got.Status, err)
 	}
 }
@@ -213,7 +214,7 @@ func TestExpiry(t *testing.T) {
 			r := newRig(t)
 			v, code := r.mustStart(t, alice)
 			r.clock.Advance(tt.after)
-			for _, req := range []verify.CheckRequest{{SID: v.SID, Code: code}, {To: alice, Code: code}} {
+			for _, req := range []verify.CheckRequest{{SID: v.SID, Code: code}, {To: verifytest.Number(alice), Code: code}} {
 				got, err := r.eng.Check(context.Background(), req)
 				if got.Status != tt.want || !sameErr(err, tt.err) {
 					t.Errorf("Check(%+v) = %q, %v, want %q, %v", req, got.Status, err, tt.want, tt.err)
@@ -246,7 +247,7 @@ func TestCheckBySID(t *testing.T) {
 		{"right code", verify.CheckRequest{SID: va.SID, Code: codeA}, verify.StatusApproved, nil},
 		{"approved SID is gone", verify.CheckRequest{SID: va.SID, Code: codeA}, "", verify.ErrNotFound},
 		{"unknown SID", verify.CheckRequest{SID: "VE" + strings.Repeat("0", 32), Code: codeB}, "", verify.ErrNotFound},
-		{"other number's verification untouched", verify.CheckRequest{To: bob, Code: codeB}, verify.StatusApproved, nil},
+		{"other number's verification untouched", verify.CheckRequest{To: verifytest.Number(bob), Code: codeB}, verify.StatusApproved, nil},
 	}
 	for _, s := range steps {
 		got, err := r.eng.Check(context.Background(), s.req)
@@ -307,7 +308,7 @@ func TestStoreNeverHoldsCode(t *testing.T) {
 		e.Start(ctx, start(to))
 		c.Advance(time.Minute)
 		e.Start(ctx, start(to)) // a resend
-		e.Check(ctx, verify.CheckRequest{To: to, Code: "000000"})
+		e.Check(ctx, verify.CheckRequest{To: verifytest.Number(to), Code: "000000"})
 	}
 	codes := map[string]string{} // SID → code
 	for _, m := range sender.all() {
@@ -349,7 +350,7 @@ func TestSecretChangeInvalidatesCodes(t *testing.T) {
 		t.Fatalf("Start(%q) = %v", alice, err)
 	}
 	code := oldSender.last(t).Code
-	got, err := newEng.Check(ctx, verify.CheckRequest{To: alice, Code: code})
+	got, err := newEng.Check(ctx, verify.CheckRequest{To: verifytest.Number(alice), Code: code})
 	if err != nil || got.Status != verify.StatusPending {
 		t.Errorf("Check(%q) under a new secret = %q, %v, want pending (wrong code)", code, got.Status, err)
 	}
@@ -359,7 +360,7 @@ func TestSecretChangeInvalidatesCodes(t *testing.T) {
 		t.Errorf("Start(%q) under a new secret = %+v, %v, want a new verification", alice, again, err)
 	}
 	newCode := newSender.last(t).Code
-	if got, err := newEng.Check(ctx, verify.CheckRequest{To: alice, Code: newCode}); err != nil || got.Status != verify.StatusApproved {
+	if got, err := newEng.Check(ctx, verify.CheckRequest{To: verifytest.Number(alice), Code: newCode}); err != nil || got.Status != verify.StatusApproved {
 		t.Errorf("Check(%q) of the new code = %q, %v, want approved", newCode, got.Status, err)
 	}
 }
@@ -381,7 +382,7 @@ func TestSenderFailureLeavesNothingBehind(t *testing.T) {
 		t.Errorf("after failed sends the store holds %d records, want 0", n)
 	}
 	m := sender.last(t)
-	for _, req := range []verify.CheckRequest{{To: alice, Code: m.Code}, {SID: m.SID, Code: m.Code}} {
+	for _, req := range []verify.CheckRequest{{To: verifytest.Number(alice), Code: m.Code}, {SID: m.SID, Code: m.Code}} {
 		if _, err := e.Check(ctx, req); !errors.Is(err, verify.ErrNotFound) {
 			t.Errorf("Check(%+v) after a failed send = %v, want %v", req, err, verify.ErrNotFound)
 		}
@@ -442,7 +443,7 @@ func TestContext(t *testing.T) {
 			if n := r.sender.count(); n != 0 {
 				t.Errorf("sender saw %d messages, want 0", n)
 			}
-			if _, err := r.eng.Check(tt.ctx, verify.CheckRequest{To: alice, Code: "123456"}); !errors.Is(err, tt.want) {
+			if _, err := r.eng.Check(tt.ctx, verify.CheckRequest{To: verifytest.Number(alice), Code: "123456"}); !errors.Is(err, tt.want) {
 				t.Errorf("Check(%q) = %v, want %v", alice, err, tt.want)
 			}
 		})
@@ -471,7 +472,7 @@ func TestStoreUnavailable(t *testing.T) {
 	if _, err := e.Start(ctx, start(alice)); !errors.Is(err, verify.ErrUnavailable) || !errors.Is(err, errConnRefused) {
 		t.Errorf("Start(%q) = %v, want %v caused by %v", alice, err, verify.ErrUnavailable, errConnRefused)
 	}
-	for _, req := range []verify.CheckRequest{{To: alice, Code: "123456"}, {SID: "VE" + strings.Repeat("a", 32), Code: "123456"}} {
+	for _, req := range []verify.CheckRequest{{To: verifytest.Number(alice), Code: "123456"}, {SID: "VE" + strings.Repeat("a", 32), Code: "123456"}} {
 		if _, err := e.Check(ctx, req); !errors.Is(err, verify.ErrUnavailable) {
 			t.Errorf("Check(%+v) = %v, want %v", req, err, verify.ErrUnavailable)
 		}
@@ -486,8 +487,8 @@ func TestInvalidRequests(t *testing.T) {
 		want error
 	}{
 		{verify.StartRequest{Channel: verify.ChannelSMS}, verify.ErrMissingTarget},
-		{verify.StartRequest{To: alice, Channel: "pigeon"}, verify.ErrChannelNotAllowed},
-		{verify.StartRequest{To: alice}, verify.ErrChannelNotAllowed},
+		{verify.StartRequest{To: verifytest.Number(alice), Channel: "pigeon"}, verify.ErrChannelNotAllowed},
+		{verify.StartRequest{To: verifytest.Number(alice)}, verify.ErrChannelNotAllowed},
 	}
 	for _, tt := range starts {
 		if _, err := r.eng.Start(ctx, tt.req); !errors.Is(err, tt.want) {
@@ -499,9 +500,9 @@ func TestInvalidRequests(t *testing.T) {
 		want error
 	}{
 		{verify.CheckRequest{Code: "123456"}, verify.ErrMissingTarget},
-		{verify.CheckRequest{To: alice, SID: "VE" + strings.Repeat("a", 32), Code: "123456"}, verify.ErrInvalidParameter},
-		{verify.CheckRequest{To: alice}, verify.ErrInvalidCode},
-		{verify.CheckRequest{To: alice, Code: "123456"}, verify.ErrNotFound},
+		{verify.CheckRequest{To: verifytest.Number(alice), SID: "VE" + strings.Repeat("a", 32), Code: "123456"}, verify.ErrInvalidParameter},
+		{verify.CheckRequest{To: verifytest.Number(alice)}, verify.ErrInvalidCode},
+		{verify.CheckRequest{To: verifytest.Number(alice), Code: "123456"}, verify.ErrNotFound},
 	}
 	for _, tt := range checks {
 		if _, err := r.eng.Check(ctx, tt.req); !errors.Is(err, tt.want) {
@@ -541,8 +542,8 @@ func TestConfigLimits(t *testing.T) {
 		t.Errorf("3rd Start(%q) with MaxSends 2 = %v (retry after %v), want %v after 1m", alice, err, retryAfter(err), verify.ErrTooManySends)
 	}
 	code := sender.last(t).Code
-	e.Check(ctx, verify.CheckRequest{To: alice, Code: wrong(code)})
-	if _, err := e.Check(ctx, verify.CheckRequest{To: alice, Code: code}); !errors.Is(err, verify.ErrTooManyAttempts) {
+	e.Check(ctx, verify.CheckRequest{To: verifytest.Number(alice), Code: wrong(code)})
+	if _, err := e.Check(ctx, verify.CheckRequest{To: verifytest.Number(alice), Code: code}); !errors.Is(err, verify.ErrTooManyAttempts) {
 		t.Errorf("Check(%q) after 1 wrong with MaxChecks 1 = %v, want %v", code, err, verify.ErrTooManyAttempts)
 	}
 }
@@ -606,7 +607,7 @@ func TestConcurrentStartsAndChecks(t *testing.T) {
 			}
 			r.eng.Check(ctx, verify.CheckRequest{SID: v.SID, Code: "000000"})
 			r.eng.Start(ctx, start(to))
-			r.eng.Check(ctx, verify.CheckRequest{To: to, Code: "999999"})
+			r.eng.Check(ctx, verify.CheckRequest{To: verifytest.Number(to), Code: "999999"})
 		})
 	}
 	wg.Wait()

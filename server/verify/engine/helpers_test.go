@@ -150,10 +150,10 @@ func mustNew(t testing.TB, cfg engine.Config) *engine.Engine {
 	return e
 }
 
-const alice, bob = "+14155552671", "+447700900123"
+const alice, bob = "+14155552671", "+447400123456"
 
 func start(to string) verify.StartRequest {
-	return verify.StartRequest{To: to, Channel: verify.ChannelSMS}
+	return verify.StartRequest{To: verifytest.Number(to), Channel: verify.ChannelSMS}
 }
 
 // mustStart starts a verification and answers it and the code sent.

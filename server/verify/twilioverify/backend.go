@@ -18,8 +18,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/twilio/twilio-go/client"
@@ -106,14 +104,6 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-var (
-	accountSIDRE = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
-	serviceSIDRE = regexp.MustCompile(`^VA[0-9a-fA-F]{32}$`)
-	// The SDK refuses anything else with 21222/21224 on every call; refusing
-	// it at startup is kinder.
-	credentialRE = regexp.MustCompile(`^[A-Za-z0-9]+$`)
-)
-
 // Backend is a verify.Verifier over Twilio Verify. It is safe for concurrent
 // use.
 type Backend struct {
@@ -128,24 +118,29 @@ var _ verify.Verifier = (*Backend)(nil)
 // New checks cfg, fills its defaults and builds the shared transport. It
 // makes no request; Ping does.
 func New(cfg Config) (*Backend, error) {
-	switch {
-	case !accountSIDRE.MatchString(cfg.AccountSID):
-		return nil, errors.New("twilio: AccountSID must be AC followed by 32 hex digits")
-	case !serviceSIDRE.MatchString(cfg.ServiceSID):
-		return nil, errors.New("twilio: ServiceSID must be VA followed by 32 hex digits")
-	case !credentialRE.MatchString(cfg.Username):
-		return nil, errors.New("twilio: Username must be a non-empty string of letters and digits")
-	case !credentialRE.MatchString(cfg.Password):
-		return nil, errors.New("twilio: Password must be a non-empty string of letters and digits")
-	case cfg.ConnectTimeout < 0, cfg.RequestTimeout < 0, cfg.MaxConns < 0:
+	for _, c := range []struct {
+		name  string
+		check func(string) error
+		value string
+	}{
+		{"AccountSID", CheckAccountSID, cfg.AccountSID},
+		{"ServiceSID", CheckServiceSID, cfg.ServiceSID},
+		{"Username", CheckCredential, cfg.Username},
+		{"Password", CheckCredential, cfg.Password},
+	} {
+		if err := c.check(c.value); err != nil {
+			return nil, fmt.Errorf("twilio: %s %w", c.name, err)
+		}
+	}
+	if cfg.ConnectTimeout < 0 || cfg.RequestTimeout < 0 || cfg.MaxConns < 0 {
 		return nil, errors.New("twilio: timeouts and MaxConns must not be negative")
 	}
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultBaseURL
 	}
-	base, err := parseBaseURL(cfg.BaseURL)
+	base, err := CheckBaseURL(cfg.BaseURL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("twilio: BaseURL %w", err)
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
@@ -170,29 +165,10 @@ func New(cfg Config) (*Backend, error) {
 	return b, nil
 }
 
-func parseBaseURL(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("twilio: BaseURL: %w", err)
-	case u.Scheme != "https" && u.Scheme != "http":
-		return nil, errors.New("twilio: BaseURL must be an http or https URL")
-	case u.Host == "":
-		return nil, errors.New("twilio: BaseURL has no host")
-	case u.User != nil:
-		return nil, errors.New("twilio: BaseURL must not carry credentials")
-	case u.RawQuery != "" || u.Fragment != "":
-		return nil, errors.New("twilio: BaseURL must not have a query or fragment")
-	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
-	return u, nil
-}
-
 // Start sends a code to req.To over req.Channel.
 func (b *Backend) Start(ctx context.Context, req verify.StartRequest) (verify.Verification, error) {
 	params := &openapi.CreateVerificationParams{}
-	params.SetTo(req.To)
+	params.SetTo(req.To.E164())
 	params.SetChannel(string(req.Channel))
 	if req.Locale != "" {
 		params.SetLocale(req.Locale)
@@ -217,7 +193,7 @@ func (b *Backend) Check(ctx context.Context, req verify.CheckRequest) (verify.Ve
 	if req.SID != "" {
 		params.SetVerificationSid(req.SID)
 	} else {
-		params.SetTo(req.To)
+		params.SetTo(req.To.E164())
 	}
 	var v verify.Verification
 	err := b.do(ctx, opCheck, func(api *openapi.ApiService) error {

@@ -56,7 +56,7 @@ func newBackend(t *testing.T, cfg twilioverify.Config) *twilioverify.Backend {
 }
 
 func startReq(to string) verify.StartRequest {
-	return verify.StartRequest{To: to, Channel: verify.ChannelSMS}
+	return verify.StartRequest{To: verifytest.Number(to), Channel: verify.ChannelSMS}
 }
 
 func TestStartWrongRightFlow(t *testing.T) {
@@ -65,7 +65,7 @@ func TestStartWrongRightFlow(t *testing.T) {
 	b := newBackend(t, configFor(srv))
 	ctx := t.Context()
 
-	v, err := b.Start(ctx, verify.StartRequest{To: alice, Channel: verify.ChannelSMS, Locale: "fr"})
+	v, err := b.Start(ctx, verify.StartRequest{To: verifytest.Number(alice), Channel: verify.ChannelSMS, Locale: "fr"})
 	if err != nil {
 		t.Fatalf("Start(%q) = %v, want nil", alice, err)
 	}
@@ -74,27 +74,27 @@ func TestStartWrongRightFlow(t *testing.T) {
 	if !verify.ValidSID(v.SID) || v != want {
 		t.Fatalf("Start(%q) = %+v, want %+v", alice, v, want)
 	}
-	v2, err := b.Start(ctx, verify.StartRequest{To: alice, Channel: verify.ChannelCall})
+	v2, err := b.Start(ctx, verify.StartRequest{To: verifytest.Number(alice), Channel: verify.ChannelCall})
 	if err != nil || v2.SID != v.SID || v2.SendAttempts != 2 || v2.Channel != verify.ChannelCall {
 		t.Fatalf("second Start(%q) = %+v, %v, want the same SID, 2 sends, channel call", alice, v2, err)
 	}
 
 	code, _ := srv.Code(alice)
-	got, err := b.Check(ctx, verify.CheckRequest{To: alice, Code: verifytest.WrongCode(code)})
+	got, err := b.Check(ctx, verify.CheckRequest{To: verifytest.Number(alice), Code: verifytest.WrongCode(code)})
 	if err != nil || got.Status != verify.StatusPending || got.SID != v.SID {
 		t.Fatalf("Check(wrong code) = %+v, %v, want pending, nil", got, err)
 	}
 	if err := verify.Outcome(got); !errors.Is(err, verify.ErrWrongCode) {
 		t.Errorf("Outcome(wrong code) = %v, want %v", err, verify.ErrWrongCode)
 	}
-	got, err = b.Check(ctx, verify.CheckRequest{To: alice, Code: code})
+	got, err = b.Check(ctx, verify.CheckRequest{To: verifytest.Number(alice), Code: code})
 	if err != nil || got.Status != verify.StatusApproved || got.To != alice || !got.CreatedAt.Equal(clock.Now()) {
 		t.Fatalf("Check(right code) = %+v, %v, want approved, nil", got, err)
 	}
 	if err := verify.Outcome(got); err != nil {
 		t.Errorf("Outcome(right code) = %v, want nil", err)
 	}
-	if _, err := b.Check(ctx, verify.CheckRequest{To: alice, Code: code}); !errors.Is(err, verify.ErrNotFound) {
+	if _, err := b.Check(ctx, verify.CheckRequest{To: verifytest.Number(alice), Code: code}); !errors.Is(err, verify.ErrNotFound) {
 		t.Errorf("Check after approval = %v, want %v", err, verify.ErrNotFound)
 	}
 }
@@ -158,7 +158,7 @@ func TestTwilioErrorsMapped(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv.SetFailure(alice, &tt.failure)
 			defer srv.SetFailure(alice, nil)
-			_, err := b.Check(t.Context(), verify.CheckRequest{To: alice, Code: "123456"})
+			_, err := b.Check(t.Context(), verify.CheckRequest{To: verifytest.Number(alice), Code: "123456"})
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Check(%q) with %+v = %v, want %v", alice, tt.failure, err, tt.want)
 			}
@@ -272,7 +272,7 @@ func TestTimeout(t *testing.T) {
 	// The caller's own deadline is a timeout too, not a client gone.
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
-	if _, err := b.Check(ctx, verify.CheckRequest{To: alice, Code: "1234"}); !errors.Is(err, verify.ErrTimeout) {
+	if _, err := b.Check(ctx, verify.CheckRequest{To: verifytest.Number(alice), Code: "1234"}); !errors.Is(err, verify.ErrTimeout) {
 		t.Errorf("Check(%q) past the caller's deadline = %v, want %v", alice, err, verify.ErrTimeout)
 	}
 }
@@ -305,7 +305,7 @@ func TestClientGoneCancelsUpstream(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() {
-		_, err := b.Check(ctx, verify.CheckRequest{To: alice, Code: "123456"})
+		_, err := b.Check(ctx, verify.CheckRequest{To: verifytest.Number(alice), Code: "123456"})
 		errc <- err
 	}()
 	verifytest.WaitFor(t, "the check to reach the stand-in", func() bool { return srv.Requests() == 1 })
@@ -356,7 +356,7 @@ func TestRetries(t *testing.T) {
 			began := time.Now()
 			var err error
 			if tt.check {
-				_, err = b.Check(t.Context(), verify.CheckRequest{To: alice, Code: "123456"})
+				_, err = b.Check(t.Context(), verify.CheckRequest{To: verifytest.Number(alice), Code: "123456"})
 			} else {
 				_, err = b.Start(t.Context(), startReq(alice))
 			}
@@ -524,7 +524,7 @@ func TestTLS(t *testing.T) {
 	if _, err := b.Start(t.Context(), startReq(alice)); err != nil {
 		t.Fatalf("Start(%q) over TLS = %v", alice, err)
 	}
-	if v, err := b.Check(t.Context(), verify.CheckRequest{To: alice, Code: "777777"}); err != nil || v.Status != verify.StatusApproved {
+	if v, err := b.Check(t.Context(), verify.CheckRequest{To: verifytest.Number(alice), Code: "777777"}); err != nil || v.Status != verify.StatusApproved {
 		t.Fatalf("Check(%q) over TLS = %+v, %v, want approved", alice, v, err)
 	}
 

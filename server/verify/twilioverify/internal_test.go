@@ -12,6 +12,7 @@ import (
 
 	"verifyd/server/verify"
 	"verifyd/server/verify/twilioverify/twiliotest"
+	"verifyd/server/verify/verifytest"
 )
 
 // New refuses credentials the SDK would refuse; this reaches past it to check
@@ -35,7 +36,7 @@ func TestSDKCredentialCheckMapped(t *testing.T) {
 			}
 			defer b.Close()
 			b.cfg.Username, b.cfg.Password = tt.user, tt.pass
-			_, err = b.Start(t.Context(), verify.StartRequest{To: "+14155552671", Channel: verify.ChannelSMS})
+			_, err = b.Start(t.Context(), verify.StartRequest{To: verifytest.Number("+14155552671"), Channel: verify.ChannelSMS})
 			if !errors.Is(err, verify.ErrMisconfigured) {
 				t.Errorf("Start with a bad %s = %v, want %v", tt.name, err, verify.ErrMisconfigured)
 			}

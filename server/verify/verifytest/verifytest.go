@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"verifyd/server/verify"
 )
 
 // Clock is an injected clock, safe for concurrent use.
@@ -55,4 +57,14 @@ func WrongCode(code string) string {
 		b[i] = '0' + (b[i]-'0'+1)%10
 	}
 	return string(b)
+}
+
+// Number parses an international number the way verifyd does, and panics
+// on one that is not valid: for fixtures that are valid by construction.
+func Number(e164 string) verify.Number {
+	n, err := verify.PhoneParser{}.Parse(e164)
+	if err != nil {
+		panic("verifytest.Number(" + e164 + "): " + err.Error())
+	}
+	return n
 }

@@ -1,0 +1,62 @@
+package flow
+
+import (
+	"math"
+	"strconv"
+	"time"
+
+	"verifyd/server/verify"
+)
+
+// The sentences a person reads about a verification, in one place: the
+// page, the script (through the JSON API's message) and the API say the same.
+
+// Masked shows a number with its country calling code and last four digits
+// ("+1 ••• 2671"): enough for a person to recognise it, too little to read
+// it off a screen over their shoulder.
+func Masked(n verify.Number) string {
+	e164 := n.E164()
+	if n.CountryCode() == 0 || len(e164) < 8 {
+		return verify.Mask(e164)
+	}
+	return "+" + strconv.Itoa(n.CountryCode()) + " ••• " + e164[len(e164)-4:]
+}
+
+// SentMessage says where a code went: "We sent a code to +1 ••• 2671 by
+// text message.", or "a new code" for a send after the first.
+func SentMessage(n verify.Number, ch verify.Channel, again bool) string {
+	s := "We sent a code to "
+	if again {
+		s = "We sent a new code to "
+	}
+	how := " by text message."
+	switch ch {
+	case verify.ChannelCall:
+		how = " by phone call."
+	case verify.ChannelWhatsApp:
+		how = " on WhatsApp."
+	}
+	return s + Masked(n) + how
+}
+
+// VerifiedMessage is the JSON API's answer to an approved check.
+const VerifiedMessage = "Your phone number is verified."
+
+// VerifiedLine is the page's line under "Your phone number is verified".
+func VerifiedLine(n verify.Number) string { return Masked(n) + " is verified." }
+
+// FailureText is an error's message with the wait, when one is known.
+func FailureText(e *verify.Error) string {
+	if e.RetryAfter <= 0 {
+		return e.Message
+	}
+	return e.Message + " You can try again in " + HumanWait(e.RetryAfter) + "."
+}
+
+// HumanWait says a wait in seconds, or in minutes from two minutes on.
+func HumanWait(d time.Duration) string {
+	if d >= 2*time.Minute {
+		return strconv.Itoa(int(math.Ceil(d.Minutes()))) + " minutes"
+	}
+	return strconv.Itoa(int(math.Ceil(d.Seconds()))) + " seconds"
+}
