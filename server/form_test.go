@@ -20,6 +20,7 @@ type browser struct {
 	cookies []*http.Cookie
 	page    string // the last page's HTML
 	status  int
+	lastCSP string // the last page's Content-Security-Policy
 }
 
 var (
@@ -36,6 +37,7 @@ func (b *browser) do(req *http.Request) {
 	b.h.ServeHTTP(rec, req)
 	b.cookies = append(b.cookies, rec.Result().Cookies()...)
 	b.page, b.status = rec.Body.String(), rec.Code
+	b.lastCSP = rec.Header().Get("Content-Security-Policy")
 }
 
 func (b *browser) get(path string) { b.do(httptest.NewRequest(http.MethodGet, path, nil)) }

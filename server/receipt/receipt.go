@@ -46,6 +46,9 @@ func (k Key) Algorithm() string { return string(k.alg) }
 // String names the key without its material.
 func (k Key) String() string { return string(k.alg) + " key " + k.kid }
 
+// GoString keeps %#v from printing the key's material.
+func (k Key) GoString() string { return "receipt.Key{" + k.String() + "}" }
+
 // LogValue logs the key without its material.
 func (k Key) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("alg", string(k.alg)), slog.String("kid", k.kid))
@@ -145,6 +148,9 @@ type Receipt struct {
 // String hides the token: a receipt is a bearer credential until it
 // expires, and must not reach a log.
 func (r Receipt) String() string { return "[receipt]" }
+
+// GoString hides the token from %#v.
+func (r Receipt) GoString() string { return "receipt.Receipt{[receipt]}" }
 
 // LogValue hides the token too.
 func (r Receipt) LogValue() slog.Value { return slog.StringValue("[receipt]") }
