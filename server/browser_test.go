@@ -2,8 +2,11 @@ package server_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,10 +16,15 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"verifyd/server"
 	"verifyd/server/abuse"
+	"verifyd/server/flow"
+	"verifyd/server/receipt"
+	"verifyd/server/receipt/receipttest"
+	"verifyd/server/verify"
 	"verifyd/server/verify/engine"
 	"verifyd/server/verify/verifytest"
 	"verifyd/static"
@@ -58,6 +66,13 @@ func (in *inbox) count(to string) int {
 // abuse guard, on a free loopback port.
 func startSite(t *testing.T, cooldown time.Duration) (string, *inbox) {
 	t.Helper()
+	return startSiteWith(t, cooldown, nil, nil)
+}
+
+// startSiteWith is startSite with receipts and the origins the form may
+// hand them back to.
+func startSiteWith(t *testing.T, cooldown time.Duration, receipts *receipt.Issuer, returns []string) (string, *inbox) {
+	t.Helper()
 	box := &inbox{codes: map[string][]string{}}
 	eng, err := engine.New(engine.Config{Sender: box})
 	if err != nil {
@@ -67,9 +82,17 @@ func startSite(t *testing.T, cooldown time.Duration) (string, *inbox) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(mustHandler(t, guard, server.Config{
-		Logger: slog.New(slog.DiscardHandler), Web: web.FS, Static: static.FS, ResendCooldown: cooldown,
-	}))
+	fl, err := flow.New(flow.Config{Verifier: guard, Channels: verify.Channels{verify.ChannelSMS},
+		Locales: verify.NewLocales(), Receipts: receipts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := server.NewHandler(server.Config{Logger: slog.New(slog.DiscardHandler), Flow: fl,
+		Web: web.FS, Static: static.FS, ResendCooldown: cooldown, ReturnOrigins: returns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL, box
 }
@@ -271,4 +294,105 @@ func TestBrowserWithoutScript(t *testing.T) {
 		t.Errorf("the outcome says %q", done)
 	}
 	shot(t, ctx, "nojs-desktop-3-done")
+}
+
+// app is the application a person returns to: it records what the
+// Continue hand-off posted, and how.
+type app struct {
+	mu   sync.Mutex
+	seen appSaw
+}
+
+type appSaw struct {
+	url, referer, receipt, method string
+	posts                         int
+}
+
+func startApp(t *testing.T) (*httptest.Server, *app) {
+	t.Helper()
+	a := &app{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/favicon.ico" {
+			http.NotFound(w, r)
+			return
+		}
+		a.mu.Lock()
+		a.seen.url, a.seen.referer, a.seen.method = r.URL.String(), r.Referer(), r.Method
+		if r.Method == http.MethodPost {
+			a.seen.posts++
+			a.seen.receipt = r.PostFormValue("receipt")
+		}
+		a.mu.Unlock()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, `<!doctype html><title>App</title><p id="got">received</p>`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, a
+}
+
+// TestBrowserContinueHandsBackTheReceipt: an app sends a person to the
+// form with return_to and a nonce; after the right code, Continue POSTs the
+// receipt to the app, with script and without, and the receipt is never in
+// a URL, the history or a Referer.
+func TestBrowserContinueHandsBackTheReceipt(t *testing.T) {
+	for _, script := range []bool{true, false} {
+		name := map[bool]string{true: "js", false: "nojs"}[script]
+		t.Run(name, func(t *testing.T) {
+			appSrv, a := startApp(t)
+			k, err := receipt.GenerateKey()
+			if err != nil {
+				t.Fatal(err)
+			}
+			iss, err := receipt.NewIssuer(receipt.IssuerConfig{Keys: []receipt.Key{k}, Issuer: testIssuer, Audience: testAudience})
+			if err != nil {
+				t.Fatal(err)
+			}
+			site, box := startSiteWith(t, 30*time.Second, iss, []string{appSrv.URL})
+			ctx := newChrome(t, 1280, 800)
+			if !script {
+				run(t, ctx, "turn scripts off", emulation.SetScriptExecutionDisabled(true))
+			}
+			back := appSrv.URL + "/phone-verified"
+			run(t, ctx, "open the app's link",
+				chromedp.Navigate(site+"/?return_to="+url.QueryEscape(back)+"&nonce=app-session-1"),
+				chromedp.WaitVisible("#phone", chromedp.ByQuery))
+			run(t, ctx, "send a code", chromedp.SendKeys("#phone", "+1 415 555 2671", chromedp.ByQuery),
+				chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByQuery))
+			run(t, ctx, "the right code", chromedp.SendKeys("#code", box.last(t, testNumber), chromedp.ByQuery),
+				chromedp.Click("#form-code button", chromedp.ByQuery), chromedp.WaitVisible("#continue", chromedp.ByQuery))
+			shot(t, ctx, name+"-desktop-3-continue")
+			run(t, ctx, "continue to the app", chromedp.Click("#continue", chromedp.ByQuery),
+				chromedp.WaitVisible("#got", chromedp.ByQuery))
+
+			a.mu.Lock()
+			got := a.seen
+			a.mu.Unlock()
+			if got.method != http.MethodPost || got.posts != 1 || got.url != "/phone-verified" {
+				t.Errorf("the app saw %s %s (%d posts), want one POST /phone-verified", got.method, got.url, got.posts)
+			}
+			c, _, err := receipttest.Verify(got.receipt, iss.JWKS(), testIssuer, testAudience, time.Now())
+			if err != nil {
+				t.Fatalf("the receipt the app got does not verify: %v", err)
+			}
+			if c.PhoneNumber != testNumber || c.Nonce != "app-session-1" {
+				t.Errorf("claims %+v, want %s and the app's nonce", c, testNumber)
+			}
+			if strings.Contains(got.referer, got.receipt) || strings.Contains(got.url, got.receipt) {
+				t.Errorf("the receipt travelled in a URL or Referer: %q %q", got.url, got.referer)
+			}
+			var history []string
+			run(t, ctx, "read the history", chromedp.ActionFunc(func(ctx context.Context) error {
+				_, entries, err := page.GetNavigationHistory().Do(ctx)
+				for _, e := range entries {
+					history = append(history, e.URL)
+				}
+				return err
+			}))
+			for _, u := range history {
+				if strings.Contains(u, got.receipt[:20]) || strings.Contains(u, "receipt=") {
+					t.Errorf("the history holds the receipt: %s", u)
+				}
+			}
+		})
+	}
 }

@@ -116,7 +116,7 @@
       // a URL.
       if ($('receipt') && data.receipt) $('receipt').value = data.receipt;
       show('done');
-      steps.done.focus();
+      if ($('continue')) $('continue').focus(); else steps.done.focus();
       return;
     }
     setError(code, $('code-error'), data.message);

@@ -1,6 +1,14 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -138,4 +146,109 @@ func TestLoadConfigAbuse(t *testing.T) {
 	if !cfg.LimitFailOpenChecks || cfg.LimitFailOpenSends || cfg.LimitPhoneCooldown.Seconds() != 30 {
 		t.Errorf("abuse defaults = %+v", cfg)
 	}
+}
+
+// TestLoadConfigReceipts: every way a receipt setting can be wrong is named
+// at start, and nothing half-starts.
+func TestLoadConfigReceipts(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good, _ := writeKeyFile(t, 1)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := writePEM(t, dir, "pub.pem", "PUBLIC KEY", rsaKey.Public())
+	rsaFile := writePEM(t, dir, "rsa.pem", "PRIVATE KEY", rsaKey)
+	weakFile := writePEM(t, dir, "p384.pem", "PRIVATE KEY", p384)
+	unreadable := write("unreadable.pem", "x", 0o000)
+
+	tests := []struct {
+		name    string
+		environ []string
+		want    string // a piece of the message, beside the variable's name
+	}{
+		{"missing file", []string{"RECEIPT_SIGNING_KEY_FILE=" + filepath.Join(dir, "nope.pem")}, "no such file"},
+		{"empty file", []string{"RECEIPT_SIGNING_KEY_FILE=" + write("empty.pem", "", 0o600)}, "no PEM private key"},
+		{"a public key", []string{"RECEIPT_SIGNING_KEY_FILE=" + pub}, "private keys"},
+		{"an RSA key", []string{"RECEIPT_SIGNING_KEY_FILE=" + rsaFile}, "RSA"},
+		{"a P-384 key", []string{"RECEIPT_SIGNING_KEY_FILE=" + weakFile}, "P-384"},
+		{"TTL zero", []string{"RECEIPT_TTL=0s"}, "positive"},
+		{"TTL a day", []string{"RECEIPT_TTL=24h"}, "at most"},
+		{"public URL not a URL", []string{"PUBLIC_URL=verify.example.com"}, "base URL"},
+		{"return origin with a path", []string{"RECEIPT_RETURN_ORIGINS=https://app.example.com/cb"}, "exact origin"},
+		{"production key without issuer or audience", twilioEnv("APP_ENV=production", "RECEIPT_SIGNING_KEY_FILE="+good), "required"},
+		{"production over plain http", twilioEnv("APP_ENV=production", "RECEIPT_SIGNING_KEY_FILE="+good,
+			"PUBLIC_URL=http://verify.example.com", "RECEIPT_AUDIENCE=app"), "https"},
+	}
+	if os.Geteuid() != 0 { // root reads anything
+		tests = append(tests, struct {
+			name    string
+			environ []string
+			want    string
+		}{"unreadable file", []string{"RECEIPT_SIGNING_KEY_FILE=" + unreadable}, "permission denied"})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(tt.environ)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("loadConfig(%q) = %v, want an error saying %q", tt.environ, err, tt.want)
+			}
+			name := strings.SplitN(tt.environ[len(tt.environ)-1], "=", 2)[0]
+			if strings.HasPrefix(tt.name, "production") {
+				name = "PUBLIC_URL"
+			}
+			if !strings.Contains(err.Error(), name+":") {
+				t.Errorf("loadConfig(%q) = %q, want it to name %s", tt.environ, err, name)
+			}
+			if strings.Contains(err.Error(), "BEGIN") || strings.Contains(err.Error(), "MII") {
+				t.Errorf("the error quotes key material: %v", err)
+			}
+		})
+	}
+
+	// The good cases: production with everything, and production without a
+	// key (no receipts), and development without a key (one per process).
+	cfg, err := loadConfig(twilioEnv("APP_ENV=production", "RECEIPT_SIGNING_KEY_FILE="+good,
+		"PUBLIC_URL=https://verify.example.com/", "RECEIPT_AUDIENCE=https://app.example.com", "RECEIPT_RETURN_ORIGINS=https://app.example.com"))
+	if err != nil || len(cfg.receiptKeys) != 1 || cfg.issuer != "https://verify.example.com" || cfg.audience != "https://app.example.com" || !cfg.receiptsOn() {
+		t.Errorf("production with a key: %+v, %v", cfg, err)
+	}
+	if cfg, err := loadConfig(twilioEnv("APP_ENV=production")); err != nil || cfg.receiptsOn() {
+		t.Errorf("production without a key: receipts on = %v, %v; want off", cfg.receiptsOn(), err)
+	}
+	if cfg, err := loadConfig(nil); err != nil || !cfg.receiptsOn() || cfg.issuer != "http://localhost:8080" {
+		t.Errorf("development without a key: receipts on = %v, issuer %q, %v", cfg.receiptsOn(), cfg.issuer, err)
+	}
+}
+
+// writePEM writes key as one PEM block of type typ (PKCS#8 for a private
+// key, PKIX for a public one) and answers the file's path.
+func writePEM(t *testing.T, dir, name, typ string, key any) string {
+	t.Helper()
+	var der []byte
+	var err error
+	if typ == "PUBLIC KEY" {
+		der, err = x509.MarshalPKIXPublicKey(key)
+	} else {
+		der, err = x509.MarshalPKCS8PrivateKey(key)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

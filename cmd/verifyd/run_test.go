@@ -4,18 +4,25 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"verifyd/server/receipt/receipttest"
 	"verifyd/server/verify/twilioverify/twiliotest"
 	"verifyd/server/verify/verifytest"
 )
@@ -159,8 +166,9 @@ func (in *instance) post(t *testing.T, path, body string) (int, map[string]any) 
 
 const e2eNumber = "+14155552671"
 
-// verifyFlow requests a code, checks a wrong one, then the right one.
-func verifyFlow(t *testing.T, in *instance, codeOf func() string) {
+// verifyFlow requests a code, checks a wrong one, then the right one with a
+// nonce, and answers the receipt the approval carried.
+func verifyFlow(t *testing.T, in *instance, codeOf func() string) string {
 	t.Helper()
 	status, body := in.post(t, "/api/request-otp", `{"phoneNumber":"+1 415 555 2671"}`)
 	if status != 200 || body["status"] != "pending" || body["phoneNumber"] != e2eNumber {
@@ -175,13 +183,42 @@ func verifyFlow(t *testing.T, in *instance, codeOf func() string) {
 	if status != 400 || body["code"] != "wrong_code" || body["verified"] != false {
 		t.Fatalf("verify-otp with a wrong code = %d %v, want 400 wrong_code", status, body)
 	}
-	status, body = in.post(t, "/api/verify-otp", fmt.Sprintf(`{"verificationSid":%q,"code":%q}`, sid, code))
+	if _, ok := body["receipt"]; ok {
+		t.Errorf("a wrong code carried a receipt: %v", body)
+	}
+	status, body = in.post(t, "/api/verify-otp", fmt.Sprintf(`{"verificationSid":%q,"code":%q,"nonce":%q}`, sid, code, e2eNonce))
 	if status != 200 || body["verified"] != true || body["phoneNumber"] != e2eNumber {
 		t.Fatalf("verify-otp with the code = %d %v, want 200 verified", status, body)
 	}
+	receipt, _ := body["receipt"].(string)
 	status, body = in.post(t, "/api/verify-otp", fmt.Sprintf(`{"phoneNumber":%q,"code":%q}`, e2eNumber, code))
 	if status != 410 {
 		t.Fatalf("verify-otp again after approval = %d %v, want 410", status, body)
+	}
+	return receipt
+}
+
+const e2eNonce = "e2e-session-nonce"
+
+// checkReceipt verifies a receipt as an app's backend would: the key set
+// fetched from the instance, then issuer, audience, times and claims.
+func checkReceipt(t *testing.T, in *instance, token, issuer, audience string) {
+	t.Helper()
+	resp, err := in.client().Get(in.url + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /.well-known/jwks.json = %d, %v", resp.StatusCode, err)
+	}
+	c, _, err := receipttest.Verify(token, jwks, issuer, audience, time.Now())
+	if err != nil {
+		t.Fatalf("the receipt does not verify: %v", err)
+	}
+	if c.PhoneNumber != e2eNumber || c.Country != "US" || c.Channel != "sms" || c.Nonce != e2eNonce {
+		t.Errorf("receipt claims %+v", c)
 	}
 }
 
@@ -244,9 +281,19 @@ func TestRunDevelopmentBackend(t *testing.T) {
 		}
 		return codes[len(codes)-1]
 	}
-	verifyFlow(t, in, codeOf)
+	receipt := verifyFlow(t, in, codeOf)
+	// Without a key file, development signs with a key of its own and
+	// says so.
+	checkReceipt(t, in, receipt, "http://localhost:0", "http://localhost:0")
+	var said bool
+	for _, l := range in.logs.logLines(t) {
+		said = said || strings.Contains(fmt.Sprint(l["msg"]), "receipts are signed with a key made for this process")
+	}
+	if !said {
+		t.Errorf("no word at start about the per-process receipt key in:\n%s", in.logs)
+	}
 	in.stop(t)
-	checkLogsClean(t, in.logs, codes, []string{secret}, isDevDelivery)
+	checkLogsClean(t, in.logs, codes, []string{secret, receipt, receipt[strings.LastIndex(receipt, ".")+1:]}, isDevDelivery)
 }
 
 func standinEnv(s *twiliotest.Server, extra ...string) []string {
@@ -261,10 +308,13 @@ func standinEnv(s *twiliotest.Server, extra ...string) []string {
 func TestRunTwilioBackend(t *testing.T) {
 	standin := twiliotest.NewServer(twiliotest.Options{})
 	defer standin.Close()
-	in := startRun(t, standinEnv(standin))
+	// Two keys, as in a rotation: the first signs, both are published.
+	keyFile, keyMaterial := writeKeyFile(t, 2)
+	in := startRun(t, standinEnv(standin, "RECEIPT_SIGNING_KEY_FILE="+keyFile,
+		"PUBLIC_URL=https://verify.example.com/", "RECEIPT_AUDIENCE=https://app.example.com"))
 
 	var codes []string
-	verifyFlow(t, in, func() string {
+	receipt := verifyFlow(t, in, func() string {
 		c, ok := standin.Code(e2eNumber)
 		if !ok {
 			t.Fatal("the stand-in has no pending verification")
@@ -272,8 +322,9 @@ func TestRunTwilioBackend(t *testing.T) {
 		codes = append(codes, c)
 		return c
 	})
+	checkReceipt(t, in, receipt, "https://verify.example.com", "https://app.example.com")
 	in.stop(t)
-	checkLogsClean(t, in.logs, codes, []string{standin.AuthToken()}, nil)
+	checkLogsClean(t, in.logs, codes, append([]string{standin.AuthToken(), receipt}, keyMaterial...), nil)
 	for _, l := range in.logs.logLines(t) {
 		if l["msg"] == "listening" && l["backend"] != "twilio" {
 			t.Errorf("listening line %v, want backend twilio", l)
@@ -360,4 +411,31 @@ func TestRunVersion(t *testing.T) {
 	if got := out.String(); got != "verifyd "+version+"\n" {
 		t.Errorf("verifyd -version printed %q", got)
 	}
+}
+
+// writeKeyFile writes n new Ed25519 keys as one PKCS#8 PEM file, and
+// answers its path and pieces of its key material to look for in logs.
+func writeKeyFile(t *testing.T, n int) (string, []string) {
+	t.Helper()
+	var pemData []byte
+	var material []string
+	for range n {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		block := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		pemData = append(pemData, block...)
+		b64 := base64.StdEncoding.EncodeToString(der)
+		material = append(material, b64[len(b64)-24:], base64.RawURLEncoding.EncodeToString(k.Seed()))
+	}
+	path := filepath.Join(t.TempDir(), "receipt-keys.pem")
+	if err := os.WriteFile(path, pemData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, material
 }
