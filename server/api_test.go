@@ -481,3 +481,58 @@ func TestLogs(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactKeepsIPsAndSIDs(t *testing.T) {
+	v := &recordingVerifier{}
+	var logs bytes.Buffer
+	h := newTestHandler(t, v, handlerOpts{logs: &logs})
+	for _, target := range []string{"/+14155552671", "/call/(415)%20555-2671", "/?phone=%2B14155552671&x=1",
+		"/?sid=VE0123456789abcdef0123456789abcdef", "/nope/192.168.100.200"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, target, nil))
+	}
+	out := logs.String()
+	for _, leak := range []string{"4155552671", "555-2671", "5552671"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("the access log carries a number (%s):\n%s", leak, out)
+		}
+	}
+	for _, keep := range []string{"VE0123456789abcdef0123456789abcdef", "192.168.100.200", `"path":"/+1********71"`} {
+		if !strings.Contains(out, keep) {
+			t.Errorf("the access log lost %s:\n%s", keep, out)
+		}
+	}
+}
+
+func TestHeadWhereverGet(t *testing.T) {
+	h := newTestHandler(t, &recordingVerifier{}, handlerOpts{receipts: newTestIssuer(t)})
+	for _, path := range []string{"/", "/health", "/healthz", "/readyz", "/openapi.yaml", "/.well-known/jwks.json"} {
+		get, head := httptest.NewRecorder(), httptest.NewRecorder()
+		h.ServeHTTP(get, httptest.NewRequest(http.MethodGet, path, nil))
+		h.ServeHTTP(head, httptest.NewRequest(http.MethodHead, path, nil))
+		if head.Code != get.Code || head.Header().Get("Content-Type") != get.Header().Get("Content-Type") {
+			t.Errorf("HEAD %s = %d %q, GET = %d %q", path, head.Code, head.Header().Get("Content-Type"), get.Code, get.Header().Get("Content-Type"))
+		}
+	}
+}
+
+// TestPreflightIsAnAnswer: a CORS preflight carries the request id and the
+// security headers, and is logged and counted like any request.
+func TestPreflightIsAnAnswer(t *testing.T) {
+	var logs bytes.Buffer
+	h := newTestHandler(t, &recordingVerifier{}, handlerOpts{origins: []string{"https://app.example.com"}, logs: &logs})
+	req := httptest.NewRequest(http.MethodOptions, "/api/request-otp", nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("X-Request-Id", "preflight-1")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNoContent || rec.Header().Get("Access-Control-Allow-Origin") != "https://app.example.com" {
+		t.Fatalf("preflight = %d %v", rec.Code, rec.Header())
+	}
+	if rec.Header().Get("X-Request-Id") != "preflight-1" || rec.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("preflight headers %v, want the request id and the security headers", rec.Header())
+	}
+	if !strings.Contains(logs.String(), `"request_id":"preflight-1","method":"OPTIONS"`) {
+		t.Errorf("no access line for the preflight:\n%s", logs.String())
+	}
+}

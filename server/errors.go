@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -168,13 +169,53 @@ func causeOf(e *verify.Error) string {
 	return e.Err.Error()
 }
 
-// phoneLike matches anything that could be a phone number in an upstream
-// message (Twilio's messages may quote the number they refused).
-var phoneLike = regexp.MustCompile(`\+?\d[\d ().-]{5,}\d`)
+// phoneLike matches anything that could be a phone number in text bound for
+// the log: a URL path, a query string, an upstream message quoting the
+// number it refused.
+var phoneLike = regexp.MustCompile(`\+?\d[\d ().\-%A-F]{5,}\d`)
 
-// redact masks phone-number-like runs in text bound for the log.
+// ipv4Like is a dotted quad, which a log must keep readable.
+var ipv4Like = regexp.MustCompile(`^\d{1,3}(\.\d{1,3}){3}$`)
+
+// redact masks phone-number-like runs in text bound for the log. It leaves
+// alone what only looks like one: an IPv4 address, and digits inside a
+// longer token such as a SID (VE0123…) or a request id.
 func redact(s string) string {
-	return phoneLike.ReplaceAllStringFunc(s, func(m string) string {
-		return verify.Mask(m)
-	})
+	locs := phoneLike.FindAllStringIndex(s, -1)
+	if locs == nil {
+		return s
+	}
+	var b strings.Builder
+	last := 0
+	for _, l := range locs {
+		start, end := l[0], l[1]
+		m := s[start:end]
+		if wordByte(s, start-1) || wordByte(s, end) || ipv4Like.MatchString(m) || digits(m) < 7 {
+			continue
+		}
+		b.WriteString(s[last:start])
+		b.WriteString(verify.Mask(m))
+		last = end
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// wordByte reports whether s[i] is a letter or digit (false off the ends).
+func wordByte(s string, i int) bool {
+	if i < 0 || i >= len(s) {
+		return false
+	}
+	c := s[i]
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_'
+}
+
+func digits(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if '0' <= s[i] && s[i] <= '9' {
+			n++
+		}
+	}
+	return n
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -65,11 +66,22 @@ func (m *Metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" || route == "/*" {
 			route = "unmatched"
 		}
-		method := c.Request().Method
+		method := methodLabel(c.Request().Method)
 		m.requests.WithLabelValues(route, method, strconv.Itoa(c.Response().Status)).Inc()
 		m.requestDuration.WithLabelValues(route, method).Observe(time.Since(began).Seconds())
 		return err
 	}
+}
+
+// methodLabel folds any method outside HTTP's own into "other": a method
+// is whatever string a client sends, and must not become a new series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 // ObserveUpstream counts one HTTP attempt to Twilio.

@@ -140,3 +140,47 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsSeriesStayFixed floods odd methods and paths: no request may
+// add a series, or anyone could grow the process's memory without limit.
+func TestMetricsSeriesStayFixed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := server.NewMetrics(reg)
+	h := mustHandler(t, &recordingVerifier{}, server.Config{
+		Logger: slog.New(slog.DiscardHandler), Web: fstest.MapFS{"templates/index.html": {}}, Static: fstest.MapFS{},
+		Metrics: m, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+	})
+	do := func(method, path string) {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Method = method
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	// Every kind of request once, so every series that can exist does.
+	for _, method := range []string{"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW"} {
+		for _, path := range []string{"/", "/health", "/api/request-otp", "/nope", "/static/nope"} {
+			do(method, path)
+		}
+	}
+	scrape(t, h) // a scrape is a request too: its own series exist from here on
+	beforeSet := scrape(t, h)
+	before := len(beforeSet)
+	for i := range 2000 {
+		do(fmt.Sprintf("M%dX", i), fmt.Sprintf("/p/%d", i))
+		do("GET", fmt.Sprintf("/+1415555%04d?q=%d", i, i))
+		do(fmt.Sprintf("BREW%d", i), "/health")
+	}
+	after := scrape(t, h)
+	if len(after) != before {
+		var odd []string
+		for k := range after {
+			if _, ok := beforeSet[k]; !ok {
+				odd = append(odd, k)
+			}
+		}
+		sort.Strings(odd)
+		t.Fatalf("%d series before the flood, %d after; new ones such as %v", before, len(after), odd[:min(len(odd), 5)])
+	}
+	if after[`verifyd_http_requests_total{method=other,route=unmatched,status=404}`] < 2000 {
+		t.Errorf("made-up methods on unknown paths are not counted as other/unmatched: %v", after)
+	}
+}

@@ -72,12 +72,17 @@ func accessLog(logger *slog.Logger) echo.MiddlewareFunc {
 			attrs := []slog.Attr{
 				slog.String("request_id", requestIDOf(c)),
 				slog.String("method", v.Method),
-				slog.String("path", v.URIPath),
+				// What the client typed, masked like a number: a path or a
+				// query may carry one (GET /+14155552671).
+				slog.String("path", redact(v.URIPath)),
 				slog.String("route", v.RoutePath),
 				slog.Int("status", v.Status),
 				slog.Float64("duration_ms", float64(v.Latency.Microseconds())/1000),
 				slog.String("remote_ip", v.RemoteIP),
 				slog.Int64("bytes_out", c.Response().Size),
+			}
+			if q := c.Request().URL.RawQuery; q != "" {
+				attrs = append(attrs, slog.String("query", redact(truncate(q, maxLoggedQuery))))
 			}
 			if to, ok := c.Get(ctxKeyTarget).(verify.Number); ok {
 				attrs = append(attrs, slog.String("to", to.String()))
@@ -96,6 +101,17 @@ func accessLog(logger *slog.Logger) echo.MiddlewareFunc {
 			return nil
 		},
 	})
+}
+
+// maxLoggedQuery bounds a logged query string: the line stays one line of
+// reasonable size whatever a client sends.
+const maxLoggedQuery = 256
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // recoverPanics turns a panic in a handler into an internal error, so one bad

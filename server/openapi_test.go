@@ -63,7 +63,18 @@ func (c conforming) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if probe.URL.Host == "" {
 		probe.URL.Host, probe.URL.Scheme = "example.com", "http"
 	}
+	head := probe.Method == http.MethodHead
+	if head {
+		// HEAD is GET without a body (RFC 9110): it answers what GET would.
+		probe.Method = http.MethodGet
+	}
 	route, params, err := router.FindRoute(probe)
+	if err == nil && head {
+		if route.Operation.Responses.Status(rec.Code) == nil {
+			c.t.Errorf("HEAD %s answered %d, which GET does not document", r.URL.Path, rec.Code)
+		}
+		return
+	}
 	if err != nil {
 		// Undocumented: the form's pages and posts, the assets, /metrics,
 		// and what is refused.

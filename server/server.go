@@ -107,20 +107,20 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		e.Use(cfg.Metrics.middleware)
 	}
 	e.Use(accessLog(cfg.Logger), recoverPanics, securityHeaders)
-	addRoutes(e, cfg, pages, serveStatic(cfg.Static, hashes))
-
-	if len(cfg.CORSAllowedOrigins) == 0 {
-		// rs/cors treats an empty list as "allow every origin": no wrapper at
-		// all is the only way to mean none.
-		return e, nil
+	if len(cfg.CORSAllowedOrigins) > 0 {
+		// Inside the request id, metrics, access log and security headers,
+		// so a preflight gets them like any answer. (rs/cors treats an empty
+		// list as "allow every origin": no middleware at all means none.)
+		e.Use(echo.WrapMiddleware(cors.New(cors.Options{
+			AllowedOrigins: cfg.CORSAllowedOrigins,
+			AllowedMethods: []string{http.MethodGet, http.MethodPost},
+			AllowedHeaders: []string{"Content-Type", "Accept-Language", "X-Request-Id"},
+			ExposedHeaders: []string{"Retry-After", "X-Request-Id"},
+			MaxAge:         600,
+		}).Handler))
 	}
-	return cors.New(cors.Options{
-		AllowedOrigins: cfg.CORSAllowedOrigins,
-		AllowedMethods: []string{http.MethodGet, http.MethodPost},
-		AllowedHeaders: []string{"Content-Type", "Accept-Language", "X-Request-Id"},
-		ExposedHeaders: []string{"Retry-After", "X-Request-Id"},
-		MaxAge:         600,
-	}).Handler(e), nil
+	addRoutes(e, cfg, pages, serveStatic(cfg.Static, hashes))
+	return e, nil
 }
 
 // ipExtractor attributes a request to its client. echo's default believes
