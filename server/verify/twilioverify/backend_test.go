@@ -289,8 +289,13 @@ func TestConnectionRefused(t *testing.T) {
 	cfg := configFor(srv)
 	cfg.BaseURL = "http://" + addr
 	b := newBackend(t, cfg)
-	if _, err := b.Start(t.Context(), startReq(alice)); !errors.Is(err, verify.ErrUnavailable) {
+	_, err = b.Start(t.Context(), startReq(alice))
+	if !errors.Is(err, verify.ErrUnavailable) {
 		t.Errorf("Start(%q) to a closed port = %v, want %v", alice, err, verify.ErrUnavailable)
+	}
+	// The cause names the URL really called, not Twilio's default host.
+	if msg := err.Error(); !strings.Contains(msg, "http://"+addr+"/v2/Services/") || strings.Contains(msg, "twilio.com") {
+		t.Errorf("the cause is %q, want it to name http://%s", msg, addr)
 	}
 	if err := b.Ping(t.Context()); !errors.Is(err, verify.ErrUnavailable) {
 		t.Errorf("Ping() to a closed port = %v, want %v", err, verify.ErrUnavailable)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/twilio/twilio-go/client"
 
@@ -74,6 +75,11 @@ func classify(op operation, err error, c *call, parent, ctx context.Context) err
 	if errors.As(err, &te) {
 		cause := fmt.Errorf("twilio %s: HTTP %d: %w", op, c.status, te)
 		return fromTwilio(op, te, c.status).With(cause, c.retryAfter)
+	}
+	if ue, ok := errors.AsType[*url.Error](err); ok && c.url != "" {
+		// The SDK's http.Client names the URL it built, on Twilio's own
+		// host; the log must name the one the request really went to.
+		ue.URL = c.url
 	}
 	cause := fmt.Errorf("twilio %s: %w", op, err)
 	if e := ctxError(parent, ctx, cause); e != nil {

@@ -75,6 +75,7 @@ type call struct {
 
 	status     int           // HTTP status of the answer, 0 if none came
 	retryAfter time.Duration // from Retry-After, 0 if absent or unreadable
+	url        string        // the URL actually called, for the log
 }
 
 func (c *call) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -84,6 +85,7 @@ func (c *call) RoundTrip(req *http.Request) (*http.Response, error) {
 	out.URL.Path = c.base.Path + req.URL.Path
 	out.URL.RawPath = ""
 	out.Host = ""
+	c.url = out.URL.String()
 
 	resp, err := c.next.RoundTrip(out)
 	if err != nil {
