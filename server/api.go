@@ -92,6 +92,17 @@ func (f checkFailure) Unwrap() error { return f.error }
 
 func (checkFailure) shapeBody(b *errorBody) { b.Verified = new(bool) }
 
+// checkFailures makes every failure of verify-otp a checkFailure, a panic
+// included (the route recovers its own, inside this).
+func checkFailures(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := next(c); err != nil {
+			return checkFailure{err}
+		}
+		return nil
+	}
+}
+
 func handleVerifyOTP(fl *flow.Flow) echo.HandlerFunc {
 	check := func(c echo.Context) (verifyOTPResponse, error) {
 		var body verifyOTPBody
@@ -134,27 +145,35 @@ func handleVerifyOTP(fl *flow.Flow) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		out, err := check(c)
 		if err != nil {
-			return checkFailure{err}
+			return err
 		}
 		return c.JSON(http.StatusOK, out)
 	}
 }
 
 type healthResponse struct {
-	Status    string `json:"status"`
-	Timestamp string `json:"timestamp"`
-	Limiter   string `json:"limiter,omitempty"`
+	Status       string            `json:"status"`
+	Timestamp    string            `json:"timestamp"`
+	Limiter      string            `json:"limiter,omitempty"`
+	Dependencies map[string]string `json:"dependencies,omitempty"`
 }
 
-// handleHealth answers UP while the process serves. A degraded limiter is
-// reported but does not make the service DOWN: it keeps answering, open or
-// closed as configured.
-func handleHealth(now func() time.Time, limiterState func() string) echo.HandlerFunc {
+// handleHealth answers UP while the process serves. A degraded limiter or
+// dependency is reported but does not make the service DOWN: it keeps
+// answering, open or closed as configured. Dependencies are as the last
+// readiness probe found them; /health itself probes nothing.
+func handleHealth(now func() time.Time, limiterState func() string, checks []*cachedCheck) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		c.Response().Header().Set("Cache-Control", "no-store")
 		h := healthResponse{Status: "UP", Timestamp: now().UTC().Format(time.RFC3339)}
 		if limiterState != nil {
 			h.Limiter = limiterState()
+		}
+		if len(checks) > 0 {
+			h.Dependencies = make(map[string]string, len(checks))
+			for _, ch := range checks {
+				h.Dependencies[ch.Name] = ch.last()
+			}
 		}
 		return c.JSON(http.StatusOK, h)
 	}

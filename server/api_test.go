@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -455,6 +456,19 @@ func TestPanicIsAnInternalError(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "boom") {
 		t.Errorf("the panic was not logged: %s", logs.String())
+	}
+
+	// verify-otp keeps its failure shape, and a page stays a page.
+	v.checkFn = func(verify.CheckRequest) (verify.Verification, error) { panic("boom") }
+	rec = postJSON(h, "/api/verify-otp", `{"phoneNumber":"+14155552671","code":"123456"}`)
+	if got := decodeBody(t, rec); rec.Code != 500 || got["verified"] != false {
+		t.Errorf("a panic in verify-otp answered %d %v, want 500 with verified false", rec.Code, got)
+	}
+	b := &browser{t: t, h: h}
+	b.get("/")
+	b.post("/request", url.Values{"phone": {"+14155552671"}})
+	if b.status != 500 || !strings.Contains(b.page, "Something went wrong") || !strings.Contains(b.page, "<html") {
+		t.Errorf("a panic on the form answered %d:\n%s", b.status, b.page)
 	}
 }
 

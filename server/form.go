@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -258,7 +259,7 @@ func (f *forms) returnState(returnTo string, nonces []string) (formState, error)
 	if err != nil {
 		return formState{}, err
 	}
-	st := formState{ReturnTo: target}
+	st := formState{ReturnTo: target, At: f.now().Unix()}
 	if len(nonces) > 1 {
 		return formState{}, verify.ErrInvalidNonce
 	}
@@ -270,15 +271,27 @@ func (f *forms) returnState(returnTo string, nonces []string) (formState, error)
 	return st, nil
 }
 
+// maxReturnTo bounds return_to: with the nonce it travels signed in every
+// post of the form, whose body is bounded too.
+const maxReturnTo = 1024
+
 // returnTarget accepts an absolute http(s) URL whose origin (scheme, host
 // and port, exactly) is allowed, and nothing else: no userinfo, no
-// scheme-relative "//host", no other scheme, no look-alike host.
+// scheme-relative "//host", no other scheme, no look-alike host, nothing
+// but ASCII (Unicode case folding can turn a look-alike into an allowed
+// name: "İ" lower-cases to "i"). The answer is built from the allowed
+// origin and the URL's path and query, never from the host as given.
 func (f *forms) returnTarget(raw string) (string, error) {
 	bad := func(why string) (string, error) {
 		return "", errReturnTo.With(errors.New("return_to "+why), 0)
 	}
-	if raw == "" || len(raw) > 2048 || strings.ContainsAny(raw, "\\ \t\r\n") {
-		return bad("empty, too long or with white space or a backslash")
+	if raw == "" || len(raw) > maxReturnTo {
+		return bad("empty or too long")
+	}
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return bad("has white space, a control character, a backslash or non-ASCII")
+		}
 	}
 	u, err := url.Parse(raw)
 	switch {
@@ -293,27 +306,36 @@ func (f *forms) returnTarget(raw string) (string, error) {
 	case u.Fragment != "":
 		return bad("has a fragment")
 	}
-	if !f.returns[strings.ToLower(u.Scheme+"://"+u.Host)] {
+	origin := strings.ToLower(u.Scheme + "://" + u.Host)
+	if !f.returns[origin] {
 		return bad("origin is not in RECEIPT_RETURN_ORIGINS")
 	}
-	return u.String(), nil
+	target := &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
+	return origin + target.String(), nil
 }
 
 // handleRequest is step 1's post: send a code, then show step 2.
 func (f *forms) handleRequest(c echo.Context) error {
 	p := f.page(c, 1)
-	if err := f.parseForm(c); err != nil {
-		return fail(p, err)
+	formErr := f.parseForm(c)
+	if formErr != nil && !errors.Is(formErr, errForgery) {
+		// Not a small urlencoded body: nothing of it is read.
+		return fail(p, formErr)
 	}
 	r := c.Request()
 	p.Phone = r.PostFormValue("phone")
 	var st formState
 	if sealed := r.PostFormValue("return"); sealed != "" {
+		// Opened before the token is judged, so that a refused post still
+		// shows a page that returns to the app.
 		var err error
 		if st, err = f.open("return", sealed); err != nil {
 			return fail(p, err)
 		}
 		p.withReturn(st, sealed)
+	}
+	if formErr != nil {
+		return fail(p, formErr)
 	}
 	num, err := f.flow.Number(p.Phone)
 	if err != nil {
@@ -349,7 +371,7 @@ func (f *forms) handleResend(c echo.Context) error {
 	}
 	p.Phone = st.To
 	if st.ReturnTo != "" {
-		p.withReturn(st, f.seal("return", formState{ReturnTo: st.ReturnTo, Nonce: st.Nonce}))
+		p.withReturn(st, f.seal("return", formState{ReturnTo: st.ReturnTo, Nonce: st.Nonce, At: f.now().Unix()}))
 	}
 	return f.start(c, p, st, num, string(st.Channel), true)
 }
@@ -469,7 +491,11 @@ type formState struct {
 // seal signs st for purpose: a value sealed for one purpose does not open
 // for another.
 func (f *forms) seal(purpose string, st formState) string {
-	payload, _ := json.Marshal(st) // strings and numbers only: cannot fail
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // a return_to's "&" stays one byte, not six
+	_ = enc.Encode(st)       // strings and numbers only: cannot fail
+	payload := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	return base64.RawURLEncoding.EncodeToString(payload) + "." +
 		base64.RawURLEncoding.EncodeToString(f.mac(purpose, payload))
 }
@@ -485,10 +511,14 @@ func (f *forms) open(purpose, sealed string) (formState, error) {
 	if err := json.Unmarshal(payload, &st); err != nil {
 		return formState{}, errStaleForm.With(fmt.Errorf("%s malformed: %w", purpose, err), 0)
 	}
-	if purpose == "state" {
-		at := time.Unix(st.At, 0)
-		if st.To == "" || f.now().Sub(at) > stateTTL {
-			return formState{}, errStaleForm.With(fmt.Errorf("state from %v", at), 0)
+	at := time.Unix(st.At, 0)
+	if (purpose == "state" && st.To == "") || f.now().Sub(at) > stateTTL {
+		return formState{}, errStaleForm.With(fmt.Errorf("%s from %v", purpose, at), 0)
+	}
+	if st.ReturnTo != "" {
+		// The allowlist may have changed since the page was made.
+		if _, err := f.returnTarget(st.ReturnTo); err != nil {
+			return formState{}, err
 		}
 	}
 	return st, nil

@@ -23,6 +23,7 @@ type Metrics struct {
 	refusals         *prometheus.CounterVec
 	upstream         *prometheus.CounterVec
 	upstreamDuration *prometheus.HistogramVec
+	dependencies     *prometheus.GaugeVec
 }
 
 // NewMetrics registers verifyd's collectors with reg.
@@ -52,7 +53,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.01, .025, .05, .1, .2, .3, .5, .75, 1, 2, 5, 10},
 		}, []string{"operation"}),
 	}
-	reg.MustRegister(m.requests, m.requestDuration, m.started, m.checked, m.refusals, m.upstream, m.upstreamDuration)
+	m.dependencies = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "verifyd_dependency_state",
+		Help: "The last readiness probe of each dependency: 1 for its state (ok, degraded, failing), 0 for the others.",
+	}, []string{"dependency", "state"})
+	reg.MustRegister(m.requests, m.requestDuration, m.started, m.checked, m.refusals, m.upstream, m.upstreamDuration,
+		m.dependencies)
 	return m
 }
 
@@ -70,6 +76,17 @@ func (m *Metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		m.requests.WithLabelValues(route, method, strconv.Itoa(c.Response().Status)).Inc()
 		m.requestDuration.WithLabelValues(route, method).Observe(time.Since(began).Seconds())
 		return err
+	}
+}
+
+// observeDependency records a readiness probe's outcome.
+func (m *Metrics) observeDependency(name, state string) {
+	for _, s := range []string{"ok", "degraded", "failing"} {
+		v := 0.0
+		if s == state {
+			v = 1
+		}
+		m.dependencies.WithLabelValues(name, s).Set(v)
 	}
 }
 

@@ -13,9 +13,28 @@ import (
 )
 
 // Check is one readiness dependency: the Twilio Verify service, Redis.
+//
+// Readiness means "this instance, as configured, can serve". A probe error
+// that says the configuration is wrong (Fatal: credentials Twilio refuses,
+// a service that does not exist, a Redis password that is refused) makes
+// the instance unready; any other (Twilio 5xx or timeouts, Redis down) is a
+// shared outage that every instance sees alike: taking them all out of the
+// load balancer would help nobody, so it is reported as degraded in
+// /readyz, /health and the metrics, and the instance stays ready.
 type Check struct {
 	Name  string
 	Probe func(ctx context.Context) error
+	// Fatal tells a configuration error from an outage; nil means an error
+	// of kind verify.KindMisconfigured.
+	Fatal func(error) bool
+}
+
+func (c Check) fatal(err error) bool {
+	if c.Fatal != nil {
+		return c.Fatal(err)
+	}
+	e, ok := errors.AsType[*verify.Error](err)
+	return ok && e.Kind == verify.KindMisconfigured
 }
 
 // Readiness defaults: probes come every few seconds from every kubelet or
@@ -32,8 +51,9 @@ const (
 // flight, whatever the number of concurrent probes.
 type cachedCheck struct {
 	Check
-	ttl time.Duration
-	now func() time.Time
+	ttl     time.Duration
+	now     func() time.Time
+	observe func(name, state string) // told each probe's outcome; may be nil
 
 	mu        sync.Mutex
 	checkedAt time.Time
@@ -45,7 +65,8 @@ type cachedCheck struct {
 var errProbeTimeout = errors.New("no answer within the probe deadline")
 
 // result answers the cached result, refreshing it when stale; it waits for
-// the refresh no longer than ctx allows.
+// the refresh no longer than ctx allows, and then answers the last result
+// known, or errProbeTimeout when there is none.
 func (c *cachedCheck) result(ctx context.Context) error {
 	c.mu.Lock()
 	if c.checked && c.now().Sub(c.checkedAt) < c.ttl {
@@ -66,8 +87,29 @@ func (c *cachedCheck) result(ctx context.Context) error {
 		defer c.mu.Unlock()
 		return c.err
 	case <-ctx.Done():
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.checked && c.err != nil {
+			return c.err
+		}
 		return errProbeTimeout
 	}
+}
+
+// last answers the last result known without probing: "ok", "degraded",
+// "failing", or "unknown" before the first probe.
+func (c *cachedCheck) last() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !c.checked:
+		return "unknown"
+	case c.err == nil:
+		return "ok"
+	case c.fatal(c.err):
+		return "failing"
+	}
+	return "degraded"
 }
 
 func (c *cachedCheck) refresh(done chan struct{}) {
@@ -77,11 +119,14 @@ func (c *cachedCheck) refresh(done chan struct{}) {
 	c.mu.Lock()
 	c.err, c.checkedAt, c.checked, c.running = err, c.now(), true, nil
 	c.mu.Unlock()
+	if c.observe != nil {
+		c.observe(c.Name, c.last())
+	}
 	close(done)
 }
 
 type checkStatus struct {
-	Status string `json:"status"` // "ok" or "failing"
+	Status string `json:"status"` // "ok", "degraded" (an outage: still ready) or "failing"
 	Error  string `json:"error,omitempty"`
 }
 
@@ -90,13 +135,22 @@ type readyResponse struct {
 	Checks map[string]checkStatus `json:"checks"`
 }
 
-// handleReadyz answers 200 only when every dependency works, 503 otherwise,
-// naming what is wrong. It runs the checks concurrently.
-func handleReadyz(checks []*cachedCheck, timeout time.Duration) echo.HandlerFunc {
+// handleReadyz answers 503 while the instance drains or while a check
+// finds its configuration wrong, 200 otherwise, naming each check's state.
+// It runs the checks concurrently.
+func handleReadyz(checks []*cachedCheck, timeout time.Duration, draining func() bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "no-store")
+		resp := readyResponse{Status: "READY", Checks: make(map[string]checkStatus, len(checks)+1)}
+		if draining != nil && draining() {
+			// Shutting down: out of the load balancer first, while
+			// everything is still served.
+			resp.Status = "NOT_READY"
+			resp.Checks["shutdown"] = checkStatus{Status: "failing", Error: "draining"}
+			return c.JSON(http.StatusServiceUnavailable, resp)
+		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)
 		defer cancel()
-		resp := readyResponse{Status: "READY", Checks: make(map[string]checkStatus, len(checks))}
 		errs := make([]error, len(checks))
 		var wg sync.WaitGroup
 		for i, ch := range checks {
@@ -105,14 +159,16 @@ func handleReadyz(checks []*cachedCheck, timeout time.Duration) echo.HandlerFunc
 		wg.Wait()
 		status := http.StatusOK
 		for i, ch := range checks {
-			if errs[i] == nil {
+			switch {
+			case errs[i] == nil:
 				resp.Checks[ch.Name] = checkStatus{Status: "ok"}
-				continue
+			case ch.fatal(errs[i]):
+				status, resp.Status = http.StatusServiceUnavailable, "NOT_READY"
+				resp.Checks[ch.Name] = checkStatus{Status: "failing", Error: describe(errs[i])}
+			default:
+				resp.Checks[ch.Name] = checkStatus{Status: "degraded", Error: describe(errs[i])}
 			}
-			status, resp.Status = http.StatusServiceUnavailable, "NOT_READY"
-			resp.Checks[ch.Name] = checkStatus{Status: "failing", Error: describe(errs[i])}
 		}
-		c.Response().Header().Set("Cache-Control", "no-store")
 		return c.JSON(status, resp)
 	}
 }

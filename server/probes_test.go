@@ -75,29 +75,23 @@ func TestReadiness(t *testing.T) {
 		failure    *twiliotest.Failure
 		advance    time.Duration
 		wantStatus int
+		wantState  string // the twilio check's status
 		wantError  string
 		wantCalls  int64 // upstream requests so far
 	}{
-		{"healthy", nil, 0, 200, "", 1},
-		{"cached within the interval", &twiliotest.Failure{Status: 401, Code: 20003, Message: "Authenticate"}, 9 * time.Second, 200, "", 1},
-		{"credentials rejected", &twiliotest.Failure{Status: 401, Code: 20003, Message: "Authenticate"}, time.Second, 503, "upstream_misconfigured", 2},
-		{"stops answering", &twiliotest.Failure{Hang: true}, 10 * time.Second, 503, "", 3},
-		{"recovers", nil, 10 * time.Second, 200, "", 4},
+		{"healthy", nil, 0, 200, "ok", "", 1},
+		{"cached within the interval", &twiliotest.Failure{Status: 401, Code: 20003, Message: "Authenticate"}, 9 * time.Second, 200, "ok", "", 1},
+		// What a deploy can get wrong takes this instance out of rotation.
+		{"credentials rejected", &twiliotest.Failure{Status: 401, Code: 20003, Message: "Authenticate"}, time.Second, 503, "failing", "upstream_misconfigured", 2},
+		{"service does not exist", &twiliotest.Failure{Status: 404, Code: 20404, Message: "not found"}, 10 * time.Second, 503, "failing", "upstream_misconfigured", 3},
+		{"recovers", nil, 10 * time.Second, 200, "ok", "", 4},
+		// An outage every instance shares does not: it is reported.
+		{"Twilio failing", &twiliotest.Failure{Status: 503, Code: 20503, Message: "down"}, 10 * time.Second, 200, "degraded", "upstream_unavailable", 5},
+		{"stops answering", &twiliotest.Failure{Hang: true}, 10 * time.Second, 200, "degraded", "", 6},
+		{"back again", nil, 10 * time.Second, 200, "ok", "", 7},
 	}
 	for _, st := range steps {
-		standin.SetFailure(twiliotest.AnyRequest, st.failure) // nil: healthy
-		clk.Advance(st.advance)
-		statuses, body := probeBurst(h, 50)
-		if statuses[st.wantStatus] != 50 {
-			t.Errorf("%s: 50 probes answered %v, want all %d (%v)", st.name, statuses, st.wantStatus, body)
-		}
-		if st.wantError != "" && twilioCheck(body)["error"] != st.wantError {
-			t.Errorf("%s: twilio check = %v, want error %s", st.name, twilioCheck(body), st.wantError)
-		}
-		if got := standin.Requests(); got != st.wantCalls {
-			t.Errorf("%s: the stand-in saw %d requests, want %d", st.name, got, st.wantCalls)
-		}
-		if st.name == "stops answering" {
+		if st.name == "back again" {
 			// The probes gave up at their 100ms deadline; the one check in
 			// flight ends at the backend's own 300ms deadline.
 			verifytest.WaitFor(t, "the hanging check to end", func() bool {
@@ -105,8 +99,27 @@ func TestReadiness(t *testing.T) {
 				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 				var b map[string]any
 				json.Unmarshal(rec.Body.Bytes(), &b)
-				return twilioCheck(b)["error"] == "upstream_timeout"
+				return twilioCheck(b)["error"] == "upstream_timeout" && rec.Code == 200
 			})
+		}
+		standin.SetFailure(twiliotest.AnyRequest, st.failure) // nil: healthy
+		clk.Advance(st.advance)
+		statuses, body := probeBurst(h, 50)
+		if statuses[st.wantStatus] != 50 {
+			t.Errorf("%s: 50 probes answered %v, want all %d (%v)", st.name, statuses, st.wantStatus, body)
+		}
+		if got := twilioCheck(body); got["status"] != st.wantState || (st.wantError != "" && got["error"] != st.wantError) {
+			t.Errorf("%s: twilio check = %v, want %s %s", st.name, got, st.wantState, st.wantError)
+		}
+		if got := standin.Requests(); got != st.wantCalls {
+			t.Errorf("%s: the stand-in saw %d requests, want %d", st.name, got, st.wantCalls)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
+		var health struct{ Dependencies map[string]string }
+		json.Unmarshal(rec.Body.Bytes(), &health)
+		if rec.Code != 200 || health.Dependencies["twilio"] != st.wantState {
+			t.Errorf("%s: /health = %d %s, want 200 with twilio %s", st.name, rec.Code, rec.Body, st.wantState)
 		}
 	}
 

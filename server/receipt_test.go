@@ -170,7 +170,7 @@ func TestJWKSWithoutReceipts(t *testing.T) {
 }
 
 func TestReturnToAllowlist(t *testing.T) {
-	opts := handlerOpts{receipts: newTestIssuer(t), returns: []string{appOrigin, "http://localhost:3000"}}
+	opts := handlerOpts{receipts: newTestIssuer(t), returns: []string{appOrigin, "http://localhost:3000", "https://id.example.com"}}
 	for _, tt := range []struct {
 		name, query string
 		ok          bool
@@ -194,6 +194,11 @@ func TestReturnToAllowlist(t *testing.T) {
 		{"empty", "return_to=", false},
 		{"fragment", "return_to=" + url.QueryEscape(appOrigin+"/cb#x"), false},
 		{"nonce without return_to", "nonce=abc", false},
+		{"the other allowed host", "return_to=" + url.QueryEscape("https://id.example.com/cb"), true},
+		{"a capital dotted I, which lower-cases to i", "return_to=" + url.QueryEscape("https://\u0130d.example.com/cb"), false},
+		{"a Kelvin sign", "return_to=" + url.QueryEscape("https://id.example.\u212Aom/cb"), false},
+		{"a long query", "return_to=" + url.QueryEscape(appOrigin+"/cb?"+strings.Repeat("a=1&", 240)), true},
+		{"too long", "return_to=" + url.QueryEscape(appOrigin+"/cb?"+strings.Repeat("a=1&", 260)), false},
 		{"bad nonce", "return_to=" + url.QueryEscape(appOrigin) + "&nonce=" + url.QueryEscape("a b"), false},
 		{"two nonces", "return_to=" + url.QueryEscape(appOrigin) + "&nonce=a&nonce=b", false},
 	} {
@@ -202,6 +207,9 @@ func TestReturnToAllowlist(t *testing.T) {
 			b.get("/?" + tt.query)
 			if tt.ok {
 				b.expect(200, "step-phone")
+				// The hand-off survives step 1's post, however long.
+				b.post("/request", url.Values{"phone": {"+14155552671"}, "return": {b.field(returnField)}})
+				b.expect(200, "step-code")
 				return
 			}
 			if b.status != 400 || !strings.Contains(b.page, "This link cannot be used") || strings.Contains(b.page, `id="form-phone"`) {

@@ -12,13 +12,16 @@ func addRoutes(e *echo.Echo, cfg Config, pages *forms, static echo.HandlerFunc) 
 	get := func(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
 		e.Match([]string{http.MethodGet, http.MethodHead}, path, h, m...)
 	}
-	get("/health", handleHealth(cfg.Now, cfg.LimiterState))
-	get("/healthz", handleHealthz)
 	checks := make([]*cachedCheck, len(cfg.Readiness))
 	for i, c := range cfg.Readiness {
 		checks[i] = &cachedCheck{Check: c, ttl: cfg.ReadinessTTL, now: cfg.Now}
+		if cfg.Metrics != nil {
+			checks[i].observe = cfg.Metrics.observeDependency
+		}
 	}
-	get("/readyz", handleReadyz(checks, cfg.ReadinessTimeout))
+	get("/health", handleHealth(cfg.Now, cfg.LimiterState, checks))
+	get("/healthz", handleHealthz)
+	get("/readyz", handleReadyz(checks, cfg.ReadinessTimeout, cfg.Draining))
 	if cfg.MetricsHandler != nil {
 		get("/metrics", echo.WrapHandler(cfg.MetricsHandler))
 	}
@@ -28,12 +31,12 @@ func addRoutes(e *echo.Echo, cfg Config, pages *forms, static echo.HandlerFunc) 
 	// Route-level middleware, not a group's: an echo group with middleware
 	// catches every path under it and answers 404 where 405 is right.
 	e.POST("/api/request-otp", handleRequestOTP(cfg.Flow), noStore)
-	e.POST("/api/verify-otp", handleVerifyOTP(cfg.Flow), noStore)
+	e.POST("/api/verify-otp", handleVerifyOTP(cfg.Flow), noStore, checkFailures, recoverPanics)
 
-	// The pages: their failures come back as pages.
-	get("/", pages.handleIndex, pages.pageErrors)
-	e.POST("/request", pages.handleRequest, pages.pageErrors)
-	e.POST("/verify", pages.handleVerify, pages.pageErrors)
-	e.POST("/resend", pages.handleResend, pages.pageErrors)
+	// The pages: their failures, panics included, come back as pages.
+	get("/", pages.handleIndex, pages.pageErrors, recoverPanics)
+	e.POST("/request", pages.handleRequest, pages.pageErrors, recoverPanics)
+	e.POST("/verify", pages.handleVerify, pages.pageErrors, recoverPanics)
+	e.POST("/resend", pages.handleResend, pages.pageErrors, recoverPanics)
 	get("/static/*", static)
 }

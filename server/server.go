@@ -41,6 +41,9 @@ type Config struct {
 	// waits at most ReadinessTimeout (default 2s).
 	Readiness                      []Check
 	ReadinessTTL, ReadinessTimeout time.Duration
+	// Draining, when set and true, turns /readyz to 503 while everything
+	// else is still served: the first step of a graceful shutdown.
+	Draining func() bool
 	// Metrics, when set, counts requests; MetricsHandler, when set, serves
 	// /metrics on this handler (cmd serves it on METRICS_ADDR instead when
 	// that is configured).
