@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -29,6 +30,13 @@ var (
 	errMethodNotAllowed = &verify.Error{Kind: kindMethodNotAllowed, Code: "method_not_allowed",
 		Message: "This method is not allowed here."}
 )
+
+// ErrShuttingDown answers a request still in flight when the shutdown's
+// time is up: cmd cancels the requests' base context with it as the
+// cause, the upstream call stops, and the client hears why instead of
+// having its connection cut.
+var ErrShuttingDown = &verify.Error{Kind: verify.KindDegraded, Code: "shutting_down",
+	Message: "The service is restarting. Please try again in a moment.", RetryAfter: time.Second}
 
 // Kinds only the HTTP layer produces, numbered away from the domain's.
 const (
@@ -136,6 +144,9 @@ func errorHandler(logger *slog.Logger, pages *forms) echo.HTTPErrorHandler {
 			return
 		}
 		he := toHTTPError(err)
+		if errors.Is(context.Cause(c.Request().Context()), ErrShuttingDown) {
+			he = httpError{status: statusFor(ErrShuttingDown.Kind), Error: ErrShuttingDown.With(err, ErrShuttingDown.RetryAfter)}
+		}
 		c.Set(ctxKeyError, he.Error)
 		if he.Kind == verify.KindInternal || he.Kind == verify.KindMisconfigured {
 			logger.ErrorContext(c.Request().Context(), "request failed",

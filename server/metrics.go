@@ -24,6 +24,7 @@ type Metrics struct {
 	upstream         *prometheus.CounterVec
 	upstreamDuration *prometheus.HistogramVec
 	dependencies     *prometheus.GaugeVec
+	shed             prometheus.Counter
 }
 
 // NewMetrics registers verifyd's collectors with reg.
@@ -57,8 +58,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "verifyd_dependency_state",
 		Help: "The last readiness probe of each dependency: 1 for its state (ok, degraded, failing), 0 for the others.",
 	}, []string{"dependency", "state"})
+	m.shed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "verifyd_load_shed_total",
+		Help: "Requests answered 503 overloaded because UPSTREAM_MAX_IN_FLIGHT calls already waited on the upstream.",
+	})
 	reg.MustRegister(m.requests, m.requestDuration, m.started, m.checked, m.refusals, m.upstream, m.upstreamDuration,
-		m.dependencies)
+		m.dependencies, m.shed)
 	return m
 }
 
@@ -78,6 +83,9 @@ func (m *Metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		return err
 	}
 }
+
+// Shed counts one request refused by the bound on upstream calls.
+func (m *Metrics) Shed() { m.shed.Inc() }
 
 // observeDependency records a readiness probe's outcome.
 func (m *Metrics) observeDependency(name, state string) {
@@ -176,6 +184,9 @@ func (m *Metrics) failure(err error) string {
 	case verify.KindMisconfigured, verify.KindUnavailable, verify.KindTimeout:
 		return "upstream_error"
 	case verify.KindDegraded:
+		if e.Code == verify.ErrOverloaded.Code {
+			return "overloaded"
+		}
 		return "unavailable"
 	case verify.KindCanceled:
 		return "canceled"

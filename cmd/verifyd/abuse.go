@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -76,4 +79,26 @@ type redisLogger struct{ l *slog.Logger }
 
 func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	r.l.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}
+
+// redisMisconfigured tells a Redis error a deploy got wrong (a host that
+// does not resolve, a refused password, a database that does not exist)
+// from an outage (refused connections, timeouts), during which the limits
+// fail open or closed as configured and the instance stays ready.
+func redisMisconfigured(err error) bool {
+	if err == nil {
+		return false
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"NOAUTH", "WRONGPASS", "invalid password", "invalid username-password",
+		"called without any password configured", "DB index is out of range", "invalid DB index"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }

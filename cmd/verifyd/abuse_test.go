@@ -2,12 +2,28 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
+	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"verifyd/server/abuse/redistest"
 	"verifyd/server/verify/twilioverify/twiliotest"
+	"verifyd/server/verify/verifytest"
 )
+
+func (in *instance) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := in.client().Get(in.url + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
 
 func (in *instance) health(t *testing.T) map[string]any {
 	t.Helper()
@@ -31,7 +47,8 @@ func TestSharedLimitsThroughRedis(t *testing.T) {
 	redisSrv := redistest.Start(t)
 	standin := twiliotest.NewServer(twiliotest.Options{})
 	defer standin.Close()
-	env := standinEnv(standin, "REDIS_URL="+redisSrv.URL, "LIMIT_PHONE_COOLDOWN=0s", "LIMIT_PHONE_SENDS_PER_HOUR=3")
+	env := standinEnv(standin, "REDIS_URL="+redisSrv.URL, "LIMIT_PHONE_COOLDOWN=0s", "LIMIT_PHONE_SENDS_PER_HOUR=3",
+		"READINESS_CACHE_TTL=1ms")
 	a, b := startRun(t, env), startRun(t, env)
 
 	body := `{"phoneNumber":"` + e2eNumber + `"}`
@@ -71,6 +88,12 @@ func TestSharedLimitsThroughRedis(t *testing.T) {
 	if n := standin.Requests(); n != 4 {
 		t.Errorf("the stand-in saw %d requests, want 3 sends and 1 check", n)
 	}
+	// An outage every instance shares keeps them ready: the load balancer
+	// must still have somewhere to send people.
+	verifytest.WaitFor(t, "readiness to report Redis degraded", func() bool {
+		status, body := a.get(t, "/readyz")
+		return status == 200 && strings.Contains(body, `"redis":{"status":"degraded"`)
+	})
 	a.stop(t)
 	var outages int
 	for _, l := range a.logs.logLines(t) {
@@ -119,4 +142,35 @@ func TestBlockedDestinationsNeverReachTwilio(t *testing.T) {
 	}
 	in.stop(t)
 	checkLogsClean(t, in.logs, []string{"424242"}, nil, nil)
+}
+
+// TestRedisMisconfiguredIsNotReady: a Redis URL a deploy got wrong (here a
+// database that does not exist) makes the instance unready.
+func TestRedisMisconfiguredIsNotReady(t *testing.T) {
+	redisSrv := redistest.Start(t)
+	standin := twiliotest.NewServer(twiliotest.Options{})
+	defer standin.Close()
+	in := startRun(t, standinEnv(standin, "REDIS_URL=redis://"+redisSrv.Addr+"/99", "READINESS_CACHE_TTL=1ms"))
+	status, body := in.get(t, "/readyz")
+	if status != 503 || !strings.Contains(body, `"redis":{"status":"failing"`) {
+		t.Errorf("/readyz with Redis database 99 = %d %s, want 503 with redis failing", status, body)
+	}
+}
+
+func TestRedisMisconfigured(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"NOAUTH Authentication required.":                                                                true,
+		"WRONGPASS invalid username-password pair or user is disabled.":                                  true,
+		"ERR AUTH <password> called without any password configured for the default user. Are you sure?": true,
+		"ERR DB index is out of range":                                                                   true,
+		"dial tcp 127.0.0.1:6379: connect: connection refused":                                           false,
+		"i/o timeout": false,
+	} {
+		if got := redisMisconfigured(errors.New(msg)); got != want {
+			t.Errorf("redisMisconfigured(%q) = %v, want %v", msg, got, want)
+		}
+	}
+	if !redisMisconfigured(&net.DNSError{Err: "no such host", Name: "redis.nope", IsNotFound: true}) {
+		t.Error("a host that does not resolve is not a misconfiguration")
+	}
 }

@@ -38,6 +38,10 @@ type config struct {
 	DefaultRegion      string        `env:"DEFAULT_REGION"`
 	CORSAllowedOrigins []string      `env:"CORS_ALLOWED_ORIGINS"`
 	ShutdownTimeout    time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`
+	ShutdownDrain      time.Duration `env:"SHUTDOWN_DRAIN" envDefault:"5s"`
+
+	UpstreamMaxInFlight int           `env:"UPSTREAM_MAX_IN_FLIGHT"`
+	UpstreamMaxWait     time.Duration `env:"UPSTREAM_MAX_WAIT" envDefault:"250ms"`
 
 	TwilioAccountSID     string        `env:"TWILIO_ACCOUNT_SID"`
 	TwilioAuthToken      secret        `env:"TWILIO_AUTH_TOKEN"`
@@ -189,6 +193,20 @@ func (c *config) check(vars map[string]string) problems {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("SHUTDOWN_TIMEOUT", "must be positive")
+	}
+	if c.ShutdownDrain < 0 {
+		bad("SHUTDOWN_DRAIN", "must not be negative (0 skips the drain)")
+	}
+	if c.UpstreamMaxInFlight < 0 || c.UpstreamMaxInFlight > 100000 {
+		bad("UPSTREAM_MAX_IN_FLIGHT", "must be between 1 and 100000 (unset: TWILIO_MAX_CONNS)")
+	}
+	if c.UpstreamMaxInFlight == 0 {
+		// Sized for the pool: more calls in flight than connections only
+		// queue inside the transport, holding memory and a client.
+		c.UpstreamMaxInFlight = max(c.TwilioMaxConns, 1)
+	}
+	if c.UpstreamMaxWait < 0 || c.UpstreamMaxWait > 10*time.Second {
+		bad("UPSTREAM_MAX_WAIT", "must be between 0 and 10s")
 	}
 	p = append(p, c.checkAbuse()...)
 	p = append(p, c.checkServing()...)

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -102,14 +103,15 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	defer g.close()
 	readiness := b.checks
 	if g.redis != nil {
-		readiness = append(readiness, server.Check{Name: "redis", Probe: g.redis.Ping})
+		readiness = append(readiness, server.Check{Name: "redis", Probe: g.redis.Ping, Fatal: redisMisconfigured})
 	}
 	receipts, err := newReceipts(cfg, logger)
 	if err != nil {
 		return err
 	}
+	bounded := verify.LimitInFlight(g.verifier, cfg.UpstreamMaxInFlight, cfg.UpstreamMaxWait, metrics.Shed)
 	fl, err := flow.New(flow.Config{
-		Verifier: metrics.Verifier(g.verifier),
+		Verifier: metrics.Verifier(bounded),
 		Phones:   cfg.phones,
 		Channels: cfg.channels,
 		Locales:  verify.NewLocales(),
@@ -118,7 +120,9 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var draining atomic.Bool
 	scfg := server.Config{
+		Draining:           draining.Load,
 		Logger:             logger,
 		Flow:               fl,
 		TrustedProxies:     cfg.trusted,
@@ -149,8 +153,13 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// Requests run under base: when the shutdown's time is up, canceling it
+	// stops what is still in flight, which then answers 503 shutting_down.
+	base, stopRequests := context.WithCancelCause(context.Background())
+	defer stopRequests(nil)
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           closeWhileDraining(handler, &draining),
+		BaseContext:       func(net.Listener) context.Context { return base },
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      cfg.TwilioRequestTimeout + 5*time.Second,
@@ -215,12 +224,56 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	return shutdown(logger, cfg, servers, serveErr, &draining, stopRequests)
+}
+
+// shutdownGrace is how long requests stopped at the end of the shutdown
+// have to write their 503.
+const shutdownGrace = 2 * time.Second
+
+// shutdown drains, then stops: /readyz answers 503 for SHUTDOWN_DRAIN while
+// everything is still served (answers close their connections, so clients
+// move on between requests), then the listeners close and in-flight
+// requests get SHUTDOWN_TIMEOUT; any still running then are stopped and
+// answered 503 shutting_down. It answers nil when every request was
+// answered.
+func shutdown(logger *slog.Logger, cfg config, servers []*http.Server, serveErr chan error,
+	draining *atomic.Bool, stopRequests context.CancelCauseFunc) error {
+	draining.Store(true)
+	if cfg.ShutdownDrain > 0 {
+		logger.Info("draining", "for", cfg.ShutdownDrain.String())
+		t := time.NewTimer(cfg.ShutdownDrain)
+		select {
+		case <-t.C:
+		case err := <-serveErr:
+			t.Stop()
+			for _, s := range servers {
+				s.Close()
+			}
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	timedOut := false
 	for _, s := range servers {
-		if err := s.Shutdown(shutdownCtx); err != nil {
-			return fmt.Errorf("shutdown: %w", err)
+		if err := s.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
+			timedOut = true
+		}
+	}
+	if timedOut {
+		logger.Warn("shutdown timeout: stopping the requests still in flight; they answer 503 shutting_down")
+		stopRequests(server.ErrShuttingDown)
+		grace, cancelGrace := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancelGrace()
+		for _, s := range servers {
+			if err := s.Shutdown(grace); errors.Is(err, context.DeadlineExceeded) {
+				for _, s := range servers {
+					s.Close()
+				}
+				return errors.New("shutdown: requests still in flight after SHUTDOWN_TIMEOUT and their stop")
+			}
 		}
 	}
 	for range servers {
@@ -230,6 +283,18 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// closeWhileDraining asks clients to close their connection after each
+// answer while the instance drains: a keep-alive connection then ends
+// between requests, not under one.
+func closeWhileDraining(next http.Handler, draining *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // backend is the configured verification backend, its readiness checks and

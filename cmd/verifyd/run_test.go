@@ -82,7 +82,8 @@ func startRunTLS(t *testing.T, environ []string, certs *x509.CertPool) *instance
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1), certs: certs}
-	environ = append([]string{"HOST=127.0.0.1", "PORT=0"}, environ...)
+	// No drain by default: a test that wants one sets SHUTDOWN_DRAIN.
+	environ = append([]string{"HOST=127.0.0.1", "PORT=0", "SHUTDOWN_DRAIN=0s"}, environ...)
 	go func() { in.done <- run(ctx, nil, environ, in.logs) }()
 	t.Cleanup(func() {
 		cancel()
