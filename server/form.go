@@ -355,6 +355,9 @@ func (f *forms) stepTwo(c echo.Context) (formState, verify.Number, error) {
 	if err != nil {
 		return formState{}, verify.Number{}, err
 	}
+	if subtle.ConstantTimeCompare([]byte(st.Bind), []byte(f.binding(c))) != 1 {
+		return formState{}, verify.Number{}, errForgery.With(errors.New("state made for another cookie"), 0)
+	}
 	num, err := f.flow.Number(st.To)
 	if err != nil {
 		return formState{}, verify.Number{}, errStaleForm.With(fmt.Errorf("state number: %w", err), 0)
@@ -387,19 +390,20 @@ func (f *forms) start(c echo.Context, p *page, st formState, num verify.Number, 
 	if err != nil {
 		if again {
 			// A refused resend stays on step 2, where the code still works.
-			f.toStep2(p, st, num, again)
+			f.toStep2(c, p, st, num, again)
 			p.ResendAfter = 0
 		}
 		return fail(p, err)
 	}
 	st.Channel = sent.Channel
-	f.toStep2(p, st, num, again)
+	f.toStep2(c, p, st, num, again)
 	return f.render(c, http.StatusOK, p)
 }
 
-func (f *forms) toStep2(p *page, st formState, num verify.Number, again bool) {
+func (f *forms) toStep2(c echo.Context, p *page, st formState, num verify.Number, again bool) {
 	p.Step, p.Phone = 2, ""
 	st.At = f.now().Unix()
+	st.Bind = f.binding(c)
 	p.State = f.seal("state", st)
 	p.ResendAfter = int(f.cooldown.Seconds())
 	p.Sent = flow.SentMessage(num, st.Channel, again)
@@ -415,7 +419,7 @@ func (f *forms) handleVerify(c echo.Context) error {
 		return fail(p, err)
 	}
 	p.withReturn(st, "")
-	f.toStep2(p, st, num, false)
+	f.toStep2(c, p, st, num, false)
 	p.ResendAfter = 0 // the countdown started with the send, not now
 	setLogTarget(c, num)
 	v, err := f.flow.Check(c.Request().Context(), flow.Check{
@@ -443,31 +447,70 @@ func (f *forms) parseForm(c echo.Context) error {
 		}
 		return errMalformed.With(err, 0)
 	}
-	cookie, err := r.Cookie(csrfCookie)
-	if err != nil || cookie.Value == "" {
-		return errForgery.With(errors.New("no CSRF cookie"), 0)
+	id, ok := f.sessionID(c)
+	if !ok {
+		return errForgery.With(errors.New("no CSRF cookie made by this service"), 0)
 	}
-	want := f.mac("csrf", []byte(cookie.Value))
 	got, err := base64.RawURLEncoding.DecodeString(r.PostFormValue("csrf"))
-	if err != nil || subtle.ConstantTimeCompare(got, want) != 1 {
+	if err != nil || subtle.ConstantTimeCompare(got, f.mac("csrf", []byte(id))) != 1 {
 		return errForgery.With(errors.New("CSRF token does not match its cookie"), 0)
 	}
 	return nil
 }
 
-// csrfToken answers the form token for the visitor's CSRF cookie, setting
-// the cookie first when there is none (signed double submit: a forged post
-// from another site cannot read the cookie, so cannot compute the token).
-func (f *forms) csrfToken(c echo.Context) string {
-	value := ""
-	if ck, err := c.Request().Cookie(csrfCookie); err == nil && len(ck.Value) >= 16 && len(ck.Value) <= 64 {
-		value = ck.Value
-	} else {
-		value = rand.Text()
-		c.SetCookie(&http.Cookie{Name: csrfCookie, Value: value, Path: "/", HttpOnly: true,
-			SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https"})
+// The CSRF cookie holds a random id and the service's MAC of it: a value a
+// client makes up is refused, so a token is only ever one the service
+// issued for that cookie. Over HTTPS it is a __Host- cookie: Secure, for
+// this host only, path /, so no sibling subdomain can plant one.
+const (
+	csrfCookieHost = "__Host-verifyd_csrf"
+	csrfIDLen      = 26 // rand.Text
+)
+
+func (f *forms) cookieName(c echo.Context) string {
+	if c.IsTLS() {
+		return csrfCookieHost
 	}
-	return base64.RawURLEncoding.EncodeToString(f.mac("csrf", []byte(value)))
+	return csrfCookie
+}
+
+// sessionID answers the id of the visitor's CSRF cookie when the service
+// made it.
+func (f *forms) sessionID(c echo.Context) (string, bool) {
+	ck, err := c.Request().Cookie(f.cookieName(c))
+	if err != nil {
+		return "", false
+	}
+	id, sig, ok := strings.Cut(ck.Value, ".")
+	mac, err := base64.RawURLEncoding.DecodeString(sig)
+	if !ok || len(id) != csrfIDLen || err != nil || !hmac.Equal(mac, f.mac("cookie", []byte(id))) {
+		return "", false
+	}
+	return id, true
+}
+
+// csrfToken answers the form token for the visitor's CSRF cookie, making
+// the cookie first when there is none the service made (signed double
+// submit: a forged post from another site cannot read the cookie, so
+// cannot compute the token).
+func (f *forms) csrfToken(c echo.Context) string {
+	id, ok := f.sessionID(c)
+	if !ok {
+		id = rand.Text()
+		value := id + "." + base64.RawURLEncoding.EncodeToString(f.mac("cookie", []byte(id)))
+		c.SetCookie(&http.Cookie{Name: f.cookieName(c), Value: value, Path: "/", HttpOnly: true,
+			SameSite: http.SameSiteStrictMode, Secure: c.IsTLS()})
+		// The rest of this request reads the cookie it just made.
+		c.Request().AddCookie(&http.Cookie{Name: f.cookieName(c), Value: value})
+	}
+	return base64.RawURLEncoding.EncodeToString(f.mac("csrf", []byte(id)))
+}
+
+// binding ties a step-2 state to the visitor's cookie, so that one
+// session's state does not work with another's cookie.
+func (f *forms) binding(c echo.Context) string {
+	id, _ := f.sessionID(c)
+	return base64.RawURLEncoding.EncodeToString(f.mac("bind", []byte(id))[:16])
 }
 
 func (f *forms) mac(purpose string, value []byte) []byte {
@@ -484,6 +527,7 @@ type formState struct {
 	To       string         `json:"t,omitempty"` // E.164
 	Channel  verify.Channel `json:"c,omitempty"`
 	At       int64          `json:"a,omitempty"` // Unix seconds of the send
+	Bind     string         `json:"b,omitempty"` // step 2: binding to the CSRF cookie
 	ReturnTo string         `json:"r,omitempty"`
 	Nonce    string         `json:"n,omitempty"`
 }

@@ -1,11 +1,13 @@
 package server_test
 
 import (
+	"crypto/tls"
 	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +37,11 @@ func (b *browser) do(req *http.Request) {
 	}
 	rec := httptest.NewRecorder()
 	b.h.ServeHTTP(rec, req)
-	b.cookies = append(b.cookies, rec.Result().Cookies()...)
+	for _, nc := range rec.Result().Cookies() {
+		// A cookie jar: a new cookie replaces the one of the same name.
+		b.cookies = slices.DeleteFunc(b.cookies, func(c *http.Cookie) bool { return c.Name == nc.Name })
+		b.cookies = append(b.cookies, nc)
+	}
 	b.page, b.status = rec.Body.String(), rec.Code
 	b.lastCSP = rec.Header().Get("Content-Security-Policy")
 }
@@ -205,6 +211,21 @@ func TestFormForgery(t *testing.T) {
 			}
 		})
 	}
+	// A cookie the client made up is not the service's: it is replaced, and
+	// a token computed for it is refused.
+	mallory := newBrowser(t, &recordingVerifier{}, handlerOpts{})
+	mallory.cookies = []*http.Cookie{{Name: "verifyd_csrf", Value: strings.Repeat("A", 26) + ".forged"}}
+	mallory.get("/")
+	if c := mallory.cookies[0]; len(mallory.cookies) != 1 || c.Value == strings.Repeat("A", 26)+".forged" {
+		t.Errorf("a made-up cookie was kept: %v", mallory.cookies)
+	}
+	forged := newBrowser(t, &recordingVerifier{}, handlerOpts{})
+	forged.cookies = []*http.Cookie{{Name: "verifyd_csrf", Value: "client-chosen-value-0123456789"}}
+	forged.post("/request", url.Values{"phone": {"+14155552671"}, "csrf": {"anything"}})
+	if forged.status != 403 {
+		t.Errorf("a post with a made-up cookie = %d, want 403", forged.status)
+	}
+
 	// A token from another visitor's cookie does not fit this one's.
 	other := newBrowser(t, &recordingVerifier{}, handlerOpts{})
 	other.get("/")
@@ -311,5 +332,38 @@ func TestPageWeight(t *testing.T) {
 	t.Logf("page weight: %d bytes", total)
 	if total > 30*1024 {
 		t.Errorf("HTML+CSS+JS = %d bytes, over the 30 KB budget", total)
+	}
+}
+
+// TestFormStateBoundToCookie: step 2's state works only with the cookie of
+// the session that made it.
+func TestFormStateBoundToCookie(t *testing.T) {
+	v := &recordingVerifier{}
+	alice := newBrowser(t, v, handlerOpts{})
+	alice.get("/")
+	alice.post("/request", url.Values{"phone": {"+14155552671"}})
+	alice.expect(200, "step-code")
+	state := alice.field(stateField)
+
+	bob := &browser{t: t, h: alice.h}
+	bob.get("/")
+	bob.post("/verify", url.Values{"code": {"123456"}, "state": {state}})
+	if bob.status != 403 || len(v.checks) != 0 {
+		t.Errorf("another session's state = %d with %d checks, want 403 and none", bob.status, len(v.checks))
+	}
+	alice.post("/verify", url.Values{"code": {"123456"}})
+	alice.expect(200, "step-done")
+}
+
+func TestFormCookieOverTLS(t *testing.T) {
+	h := newTestHandler(t, &recordingVerifier{}, handlerOpts{})
+	req := httptest.NewRequest(http.MethodGet, "https://verify.example.com/", nil)
+	req.TLS = &tls.ConnectionState{}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	cookies := rec.Result().Cookies()
+	if len(cookies) != 1 || cookies[0].Name != "__Host-verifyd_csrf" || !cookies[0].Secure || cookies[0].Path != "/" ||
+		cookies[0].Domain != "" || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteStrictMode {
+		t.Errorf("over TLS the cookie is %+v, want a __Host- cookie, Secure, HttpOnly, SameSite=Strict, path /", cookies)
 	}
 }
