@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -101,4 +102,29 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	}
 	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
 	return sorted[max(rank, 1)-1]
+}
+
+// saturate runs do as fast as conc workers can for dur (closed loop, each
+// worker sends its next request when the last one answered), at most
+// len(pool) times, and answers the requests, the errors and the time taken.
+func saturate(ctx context.Context, conc int, dur time.Duration, limit int, do func(ctx context.Context, i int) bool) (int, int, time.Duration) {
+	var next, errs atomic.Int64
+	deadline := time.Now().Add(dur)
+	begin := time.Now()
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= limit {
+					return
+				}
+				if !do(ctx, i) {
+					errs.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return min(int(next.Load()), limit), int(errs.Load()), time.Since(begin)
 }

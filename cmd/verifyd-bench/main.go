@@ -101,6 +101,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 		}
 	}
+	var sats []*saturation
+	for _, op := range []string{"request-otp", "verification"} {
+		if !strings.Contains("saturate/"+op+"/twilio/64/0s", o.only) {
+			continue
+		}
+		if err := st.setLatency(0); err != nil {
+			return err
+		}
+		sat, err := saturateBoth(ctx, o, st, twilio, op, 64)
+		if err != nil {
+			twilio.stop()
+			return fmt.Errorf("saturation: %w", err)
+		}
+		sats = append(sats, sat)
+	}
 	// The floor: one loopback HTTP round trip to verifyd and a handler that
 	// does nothing. What the proxy adds above it is its own work.
 	if strings.Contains("healthz/twilio/1/0s", o.only) {
@@ -131,14 +146,84 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	dev.stop()
 
 	fmt.Fprintf(stdout, "verifyd-bench %s, %d cores (%s)\n\n%s", time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), table(rows))
+	for _, sat := range sats {
+		fmt.Fprintf(stdout, "\nsaturation, %s, %d connections, closed loop for %v each:\n"+
+			"  straight to the stand-in  %7.0f/s\n  through verifyd           %7.0f/s  (%.0f%% of direct, %d errors)\n",
+			sat.Operation, sat.Concurrency, sat.Duration, sat.Direct, sat.Proxy, 100*sat.Proxy/sat.Direct, sat.Errors)
+	}
 	if o.jsonOut != "" {
-		data, err := json.MarshalIndent(map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "cores": runtime.NumCPU(), "rows": rows}, "", "  ")
+		data, err := json.MarshalIndent(map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "cores": runtime.NumCPU(), "rows": rows, "saturation": sats}, "", "  ")
 		if err != nil {
 			return err
 		}
 		return os.WriteFile(o.jsonOut, data, 0o644)
 	}
 	return nil
+}
+
+// saturation is the most operations a second the machine carries,
+// straight to the stand-in and through verifyd, in the same run: their
+// ratio is verifyd's cost where it matters, on a busy machine. An
+// operation is one request-otp, or a whole verification: request-otp then
+// verify-otp for the same number, as a person does.
+type saturation struct {
+	Operation   string        `json:"operation"`
+	Concurrency int           `json:"concurrency"`
+	Duration    time.Duration `json:"duration_ns"`
+	Direct      float64       `json:"direct_ops"`
+	Proxy       float64       `json:"proxy_ops"`
+	Errors      int           `json:"errors"`
+}
+
+func saturateBoth(ctx context.Context, o options, st *standin, v *verifyd, op string, conc int) (*saturation, error) {
+	dur := 4 * time.Second
+	if o.short {
+		dur = 2 * time.Second
+	}
+	const pool = 60000 // more than two cores send in dur: each number once
+	s := &saturation{Operation: op, Concurrency: conc, Duration: dur}
+	steps := []string{"request-otp"}
+	if op == "verification" {
+		steps = append(steps, "verify-otp")
+	}
+	each := func(call func(ctx context.Context, step, to string) bool, nums []string) func(ctx context.Context, i int) bool {
+		return func(ctx context.Context, i int) bool {
+			for _, step := range steps {
+				if !call(ctx, step, nums[i]) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	measure := func(call func(ctx context.Context, step, to string) bool) (float64, int) {
+		nums := o.numbers.take(pool)
+		warm := nums[pool*7/8:]
+		saturate(ctx, conc, dur/4, len(warm), each(call, warm))
+		n, errs, elapsed := saturate(ctx, conc, dur, pool*7/8, each(call, nums))
+		return float64(n) / elapsed.Seconds(), errs
+	}
+
+	dc := st.client(conc)
+	s.Direct, s.Errors = measure(func(ctx context.Context, step, to string) bool { return st.call(ctx, dc, step, to) })
+	dc.CloseIdleConnections()
+
+	pc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}, Timeout: 30 * time.Second}
+	profiled := make(chan error, 1)
+	if o.cpuProfile != "" && strings.Contains(o.only, "saturate") {
+		go func() { profiled <- v.profile(ctx, o.cpuProfile, dur) }()
+	} else {
+		profiled <- nil
+	}
+	var errs int
+	s.Proxy, errs = measure(func(ctx context.Context, step, to string) bool { return v.call(ctx, pc, step, to) })
+	s.Errors += errs
+	pc.CloseIdleConnections()
+	if err := <-profiled; err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "saturation %s c=%d: direct %.0f/s, verifyd %.0f/s\n", op, conc, s.Direct, s.Proxy)
+	return s, nil
 }
 
 // offered answers the open-loop rate and the duration of a scenario. With an

@@ -17,6 +17,9 @@ type PhoneParser struct {
 	// DefaultRegion (ISO 3166 alpha-2, upper case) lets national formats
 	// through; empty means only international numbers starting with "+".
 	DefaultRegion string
+	// cache, from NewPhoneParser, remembers valid numbers by input; the
+	// zero PhoneParser parses every time.
+	cache *parseCache
 }
 
 // NewPhoneParser validates region ("" or a region phonenumbers knows).
@@ -25,7 +28,7 @@ func NewPhoneParser(region string) (PhoneParser, error) {
 	if region != "" && phonenumbers.GetCountryCodeForRegion(region) == 0 {
 		return PhoneParser{}, fmt.Errorf("unknown region %q", region)
 	}
-	return PhoneParser{DefaultRegion: region}, nil
+	return PhoneParser{DefaultRegion: region, cache: newParseCache()}, nil
 }
 
 // Number is a phone number that phonenumbers found valid. Only
@@ -76,6 +79,19 @@ func (p PhoneParser) Parse(input string) (Number, error) {
 	if p.DefaultRegion == "" && !strings.HasPrefix(s, "+") {
 		return Number{}, ErrInvalidPhone
 	}
+	if p.cache != nil {
+		if n, ok := p.cache.get(s); ok {
+			return n, nil
+		}
+	}
+	n, err := p.parse(s)
+	if err == nil && p.cache != nil {
+		p.cache.put(s, n)
+	}
+	return n, err
+}
+
+func (p PhoneParser) parse(s string) (Number, error) {
 	num, err := phonenumbers.Parse(s, p.DefaultRegion)
 	if err != nil {
 		return Number{}, ErrInvalidPhone
