@@ -6,7 +6,7 @@ BIN     := bin/verifyd
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test race fuzz vet staticcheck bench clean
+.PHONY: run build test race fuzz vet staticcheck bench soak clean
 
 run:
 	@set -a; [ -f .env ] && . ./.env; set +a; exec $(GO) run ./cmd/verifyd
@@ -37,6 +37,14 @@ bench: build
 	$(GO) build -o bin/verifyd-bench ./cmd/verifyd-bench
 	$(GO) test -run=XXX -bench=. -benchmem ./server ./server/verify
 	bin/verifyd-bench -json bin/bench.json -cpuprofile bin/verifyd.cpu.pprof
+
+# Five minutes of mixed traffic against the real binary with Twilio failing,
+# Twilio hanging and Redis restarted; prints answers by kind, what was lost,
+# RSS and goroutines (see README, Reliability). Not part of `make test`.
+soak: build
+	$(GO) build -o bin/twilio-standin ./cmd/twilio-standin
+	$(GO) build -o bin/verifyd-soak ./cmd/verifyd-soak
+	bin/verifyd-soak $(SOAK_FLAGS)
 
 clean:
 	rm -rf bin

@@ -9,6 +9,8 @@
 //
 //	GET  /stats               {"requests": n, "connections": n}
 //	POST /latency?d=200ms     sets the latency added to every answer
+//	POST /failure?status=503&code=20503, ?hang=1, or no query to clear:
+//	                          makes every request fail so until cleared
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"os/signal"
 	"syscall"
 	"time"
@@ -86,6 +89,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return
 		}
 		s.SetLatency(d)
+	})
+	mux.HandleFunc("POST /failure", func(w http.ResponseWriter, r *http.Request) {
+		// Every request fails as told until cleared: ?status=503&code=20503,
+		// ?hang=1, or nothing to clear.
+		q := r.URL.Query()
+		if q.Get("status") == "" && q.Get("hang") == "" {
+			s.SetFailure(twiliotest.AnyRequest, nil)
+			return
+		}
+		status, _ := strconv.Atoi(q.Get("status"))
+		code, _ := strconv.Atoi(q.Get("code"))
+		s.SetFailure(twiliotest.AnyRequest, &twiliotest.Failure{Status: status, Code: code,
+			Message: "injected failure", Hang: q.Get("hang") != ""})
 	})
 	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go admin.Serve(ln)
