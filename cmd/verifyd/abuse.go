@@ -40,6 +40,15 @@ func newGuarded(cfg config, logger *slog.Logger, backend verify.Verifier) (guard
 	}
 
 	var store abuse.Store = abuse.NewMemoryStore()
+	keySecret := secretBytes(cfg.LimitKeySecret) // nil: random per process, fine in memory
+	if cfg.RedisURL != "" && keySecret == nil {
+		// Outside production (loadConfig refuses it there): a key every
+		// instance knows, so they share limits; readable by anyone who
+		// reads this source.
+		keySecret = []byte(devLimitKeySecret)
+		logger.Warn("LIMIT_KEY_SECRET is not set: the number hashes in Redis use a development key " +
+			"anyone can read in verifyd's source; set one shared secret on every instance")
+	}
 	if cfg.RedisURL != "" {
 		rs, err := abuse.NewRedisStore(string(cfg.RedisURL))
 		if err != nil {
@@ -59,7 +68,10 @@ func newGuarded(cfg config, logger *slog.Logger, backend verify.Verifier) (guard
 			IPSendsPerHour:       cfg.LimitIPSendsPerHour,
 			IPChecksPerHour:      cfg.LimitIPChecksPerHour,
 			GlobalSendsPerMinute: cfg.LimitGlobalSendsPerMin,
+			PhoneChecksPerHour:   cfg.LimitPhoneChecksPerHr,
+			IPv6Prefix:           cfg.LimitIPv6Prefix,
 		},
+		KeySecret:        keySecret,
 		AllowedCountries: cfg.AllowedCountries,
 		FailOpenSends:    cfg.LimitFailOpenSends,
 		FailOpenChecks:   cfg.LimitFailOpenChecks,
@@ -73,6 +85,10 @@ func newGuarded(cfg config, logger *slog.Logger, backend verify.Verifier) (guard
 	g.verifier, g.guard = guard, guard
 	return g, nil
 }
+
+// devLimitKeySecret keys the number hashes in a shared Redis outside
+// production when LIMIT_KEY_SECRET is not set.
+const devLimitKeySecret = "verifyd-development-limit-key-not-secret"
 
 // redisLogger sends go-redis's own messages to debug.
 type redisLogger struct{ l *slog.Logger }

@@ -71,6 +71,9 @@ type config struct {
 	LimitIPSendsPerHour    int           `env:"LIMIT_IP_SENDS_PER_HOUR" envDefault:"20"`
 	LimitIPChecksPerHour   int           `env:"LIMIT_IP_CHECKS_PER_HOUR" envDefault:"60"`
 	LimitGlobalSendsPerMin int           `env:"LIMIT_GLOBAL_SENDS_PER_MINUTE" envDefault:"60"`
+	LimitPhoneChecksPerHr  int           `env:"LIMIT_PHONE_CHECKS_PER_HOUR" envDefault:"15"`
+	LimitIPv6Prefix        int           `env:"LIMIT_IPV6_PREFIX" envDefault:"64"`
+	LimitKeySecret         secret        `env:"LIMIT_KEY_SECRET"`
 	LimitFailOpenSends     bool          `env:"LIMIT_FAIL_OPEN_SENDS" envDefault:"false"`
 	LimitFailOpenChecks    bool          `env:"LIMIT_FAIL_OPEN_CHECKS" envDefault:"true"`
 	AllowedCountries       []string      `env:"ALLOWED_COUNTRIES"`
@@ -317,15 +320,33 @@ func (c *config) checkAbuse() problems {
 		"LIMIT_IP_SENDS_PER_HOUR":       c.LimitIPSendsPerHour,
 		"LIMIT_IP_CHECKS_PER_HOUR":      c.LimitIPChecksPerHour,
 		"LIMIT_GLOBAL_SENDS_PER_MINUTE": c.LimitGlobalSendsPerMin,
+		"LIMIT_PHONE_CHECKS_PER_HOUR":   c.LimitPhoneChecksPerHr,
 	} {
 		if v < 0 {
 			bad(name, "must not be negative (0 turns the limit off)")
 		}
 	}
 	for _, cc := range c.AllowedCountries {
-		if phonenumbers.GetCountryCodeForRegion(strings.ToUpper(strings.TrimSpace(cc))) == 0 {
+		cc = strings.ToUpper(strings.TrimSpace(cc))
+		if code, ok := strings.CutPrefix(cc, "+"); ok {
+			if n, err := strconv.Atoi(code); err != nil || !abuse.ValidNonGeographic(n) {
+				bad("ALLOWED_COUNTRIES", "%q is not a non-geographic calling code (+870, +881, +882 or +883)", cc)
+			}
+			continue
+		}
+		if phonenumbers.GetCountryCodeForRegion(cc) == 0 {
 			bad("ALLOWED_COUNTRIES", "%q is not an ISO 3166 alpha-2 country code", cc)
 		}
+	}
+	if c.LimitIPv6Prefix < 16 || c.LimitIPv6Prefix > 128 {
+		bad("LIMIT_IPV6_PREFIX", "must be between 16 and 128 (64 groups a host's /64)")
+	}
+	switch {
+	case c.LimitKeySecret != "" && len(c.LimitKeySecret) < 32:
+		bad("LIMIT_KEY_SECRET", "must be at least 32 characters")
+	case c.LimitKeySecret == "" && c.RedisURL != "" && c.AppEnv == "production":
+		bad("LIMIT_KEY_SECRET", "required with REDIS_URL in production: it keys the hashes that stand for "+
+			"numbers in Redis, and every instance must share it")
 	}
 	if c.TestNumbers != "" {
 		if c.testNumbers, err = abuse.ParseTestNumbers(string(c.TestNumbers), c.phones); err != nil {

@@ -90,6 +90,9 @@ func TestLoadConfigNamesEveryBadVariable(t *testing.T) {
 			"LIMIT_IP_SENDS_PER_HOUR=-1", "LIMIT_PHONE_COOLDOWN=-5s", "ALLOWED_COUNTRIES=US,XX", "TEST_NUMBERS=+15005550006"},
 			[]string{"TRUSTED_PROXIES", "REDIS_URL", "LIMIT_IP_SENDS_PER_HOUR", "LIMIT_PHONE_COOLDOWN", "ALLOWED_COUNTRIES", "TEST_NUMBERS"}},
 		{"test numbers in production", twilioEnv("APP_ENV=production", "TEST_NUMBERS=+15005550006:123456"), []string{"TEST_NUMBERS"}},
+		{"fraud settings", []string{"LIMIT_KEY_SECRET=short", "LIMIT_IPV6_PREFIX=8", "ALLOWED_COUNTRIES=+44", "LIMIT_PHONE_CHECKS_PER_HOUR=-1"},
+			[]string{"LIMIT_KEY_SECRET", "LIMIT_IPV6_PREFIX", "ALLOWED_COUNTRIES", "LIMIT_PHONE_CHECKS_PER_HOUR"}},
+		{"shared Redis in production without a key", twilioEnv("APP_ENV=production", "REDIS_URL=redis://127.0.0.1:6379/0"), []string{"LIMIT_KEY_SECRET"}},
 		{"serving settings", []string{"METRICS_ADDR=9090", "READINESS_CACHE_TTL=0s", "READINESS_TIMEOUT=-1s", "TLS_CERT_FILE=/x.crt", "FORM_SECRET=short", "DEBUG_ADDR=0.0.0.0:6060"},
 			[]string{"METRICS_ADDR", "READINESS_CACHE_TTL", "READINESS_TIMEOUT", "TLS_CERT_FILE", "FORM_SECRET", "DEBUG_ADDR"}},
 		{"short dev secret", []string{"DEV_CODE_SECRET=short"}, []string{"DEV_CODE_SECRET"}},
@@ -135,7 +138,8 @@ func TestSecretsDoNotPrint(t *testing.T) {
 
 func TestLoadConfigAbuse(t *testing.T) {
 	cfg, err := loadConfig(twilioEnv("APP_ENV=production", "TEST_NUMBERS=+15005550006:123456",
-		"ALLOW_TEST_NUMBERS_IN_PRODUCTION=true", "TRUSTED_PROXIES=10.0.0.0/8, 192.0.2.7", "REDIS_URL=redis://:pw@127.0.0.1:6379/0"))
+		"ALLOW_TEST_NUMBERS_IN_PRODUCTION=true", "TRUSTED_PROXIES=10.0.0.0/8, 192.0.2.7", "REDIS_URL=redis://:pw@127.0.0.1:6379/0",
+		"LIMIT_KEY_SECRET=0123456789abcdef0123456789abcdef", "ALLOWED_COUNTRIES=US,GB,+883"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,17 @@ package abuse
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -24,6 +30,14 @@ type Limits struct {
 	IPSendsPerHour       int           // sends requested by one client
 	IPChecksPerHour      int           // code checks by one client, across all numbers
 	GlobalSendsPerMinute int           // every send: the brake when IPs and numbers rotate
+	// PhoneChecksPerHour bounds code checks of one number, across its
+	// verifications and clients (test numbers included): rotating
+	// addresses must not buy unlimited guesses.
+	PhoneChecksPerHour int
+	// IPv6Prefix is how many leading bits of an IPv6 address name one
+	// client (default 64: one host or home network gets a /64 and rotates
+	// freely inside it); IPv4 clients are counted by address.
+	IPv6Prefix int
 }
 
 // Config configures a Guard.
@@ -32,8 +46,14 @@ type Config struct {
 	Store  Store           // default: a MemoryStore
 	Limits Limits
 	// AllowedCountries are ISO 3166 alpha-2 codes; empty allows every
-	// country.
+	// country. An entry "+882" (a calling code) allows the non-geographic
+	// numbers of that code, which are refused otherwise.
 	AllowedCountries []string
+	// KeySecret keys the hashes that stand for numbers in the Store's keys
+	// (HMAC-SHA256): without it, anyone reading the store could recover
+	// every number from a list of candidates in a second. Instances that
+	// share a Store must share it. Empty: a random key for this process.
+	KeySecret []byte
 	// FailOpenSends and FailOpenChecks say what happens while the Store is
 	// unreachable: let requests through (open) or refuse them (closed).
 	// Closed is the safe choice for sends, each of which costs money.
@@ -49,6 +69,7 @@ type Config struct {
 type Guard struct {
 	cfg       Config
 	countries map[string]bool
+	codes     map[int]bool // non-geographic calling codes allowed explicitly
 	degraded  atomic.Bool
 }
 
@@ -67,17 +88,20 @@ var (
 		Message: "Too many codes were tried from your network. Please try again later."}
 	ErrGlobalLimit = &verify.Error{Kind: verify.KindTooMany, Code: "global_send_limit",
 		Message: "We are receiving too many requests right now. Please try again in a minute."}
+	ErrPhoneCheckLimit = &verify.Error{Kind: verify.KindTooMany, Code: "phone_check_limit",
+		Message: "Too many codes were tried for this number. Please try again later."}
 	ErrCountryNotAllowed = &verify.Error{Kind: verify.KindForbidden, Code: "country_not_allowed",
 		Message: "We cannot send codes to phone numbers in this country."}
 	ErrNumberTypeNotAllowed = &verify.Error{Kind: verify.KindForbidden, Code: "number_type_not_allowed",
-		Message: "We cannot send text messages to this kind of number. Use a mobile number."}
+		Message: "We cannot send codes to this kind of number. Use a mobile number."}
 	ErrLimiterDown = &verify.Error{Kind: verify.KindDegraded, Code: "limiter_unavailable",
 		Message: "Verification is temporarily unavailable. Please try again in a moment."}
 )
 
-// smsRefusedTypes are the number types SMS pumping profits from, plus every
+// refusedTypes are the number types SMS and call pumping profit from (a
+// call to a premium-rate number pays its owner as an SMS does), plus every
 // number phonenumbers cannot classify.
-var smsRefusedTypes = map[phonenumbers.PhoneNumberType]bool{
+var refusedTypes = map[phonenumbers.PhoneNumberType]bool{
 	phonenumbers.PREMIUM_RATE:    true,
 	phonenumbers.SHARED_COST:     true,
 	phonenumbers.UAN:             true,
@@ -102,15 +126,54 @@ func NewGuard(cfg Config) (*Guard, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	g := &Guard{cfg: cfg, countries: map[string]bool{}}
+	if len(cfg.KeySecret) == 0 {
+		cfg.KeySecret = []byte(rand.Text() + rand.Text())
+	}
+	if cfg.Limits.IPv6Prefix == 0 {
+		cfg.Limits.IPv6Prefix = DefaultIPv6Prefix
+	}
+	if p := cfg.Limits.IPv6Prefix; p < 1 || p > 128 {
+		return nil, fmt.Errorf("abuse: IPv6Prefix %d is not between 1 and 128", p)
+	}
+	g := &Guard{cfg: cfg, countries: map[string]bool{}, codes: map[int]bool{}}
 	for _, c := range cfg.AllowedCountries {
 		c = strings.ToUpper(strings.TrimSpace(c))
+		if code, ok := strings.CutPrefix(c, "+"); ok {
+			n, err := strconv.Atoi(code)
+			if err != nil || !nonGeographic[n] {
+				return nil, fmt.Errorf("abuse: %q is not a non-geographic calling code (%v)", c, slices.Sorted(maps.Keys(nonGeographic)))
+			}
+			g.codes[n] = true
+			continue
+		}
 		if phonenumbers.GetCountryCodeForRegion(c) == 0 {
 			return nil, fmt.Errorf("abuse: unknown country %q", c)
 		}
 		g.countries[c] = true
 	}
 	return g, nil
+}
+
+// DefaultIPv6Prefix groups IPv6 clients by /64, the block one host or one
+// home network is given.
+const DefaultIPv6Prefix = 64
+
+// nonGeographic are the calling codes of satellite and international
+// networks: no country's allowlist covers them, fraud favours them, and
+// few real users have one. They are refused unless allowed by code.
+var nonGeographic = map[int]bool{870: true, 881: true, 882: true, 883: true}
+
+// ValidNonGeographic reports whether code is one AllowedCountries may name.
+func ValidNonGeographic(code int) bool { return nonGeographic[code] }
+
+// clientKey names a client for the per-client limits: an IPv4 address, or
+// the IPv6 prefix it belongs to.
+func (g *Guard) clientKey(ip netip.Addr) string {
+	if ip.Is4() || ip.Is4In6() {
+		return ip.Unmap().String()
+	}
+	p, _ := ip.Prefix(g.cfg.Limits.IPv6Prefix)
+	return p.String()
 }
 
 // limitedRule pairs a rule with the refusal it gives.
@@ -128,13 +191,13 @@ func (g *Guard) Start(ctx context.Context, req verify.StartRequest) (verify.Veri
 	l := g.cfg.Limits
 	var rules []limitedRule
 	if !g.cfg.Exempt(req.To.E164()) {
-		phone := "{verifyd}:rl:phone:" + hashKey(req.To.E164())
+		phone := "{verifyd}:rl:phone:" + g.hashKey(req.To.E164())
 		rules = appendRule(rules, phone+":cooldown", 1, l.PhoneCooldown, ErrPhoneCooldown)
 		rules = appendRule(rules, phone+":hour", l.PhoneSendsPerHour, time.Hour, ErrPhoneLimit)
 		rules = appendRule(rules, "{verifyd}:rl:global:sends", l.GlobalSendsPerMinute, time.Minute, ErrGlobalLimit)
 	}
 	if req.ClientIP.IsValid() {
-		rules = appendRule(rules, "{verifyd}:rl:ip:"+req.ClientIP.String()+":sends", l.IPSendsPerHour, time.Hour, ErrIPSendLimit)
+		rules = appendRule(rules, "{verifyd}:rl:ip:"+g.clientKey(req.ClientIP)+":sends", l.IPSendsPerHour, time.Hour, ErrIPSendLimit)
 	}
 	if err := g.allow(ctx, rules, g.cfg.FailOpenSends); err != nil {
 		return verify.Verification{}, err
@@ -147,8 +210,15 @@ func (g *Guard) Start(ctx context.Context, req verify.StartRequest) (verify.Veri
 func (g *Guard) Check(ctx context.Context, req verify.CheckRequest) (verify.Verification, error) {
 	var rules []limitedRule
 	if req.ClientIP.IsValid() {
-		rules = appendRule(rules, "{verifyd}:rl:ip:"+req.ClientIP.String()+":checks", g.cfg.Limits.IPChecksPerHour, time.Hour, ErrIPCheckLimit)
+		rules = appendRule(rules, "{verifyd}:rl:ip:"+g.clientKey(req.ClientIP)+":checks", g.cfg.Limits.IPChecksPerHour, time.Hour, ErrIPCheckLimit)
 	}
+	// Checks of one number, whoever asks: by number when the request names
+	// it, else by the verification it names.
+	target := "phone:" + g.hashKey(req.To.E164())
+	if req.To.IsZero() {
+		target = "sid:" + g.hashKey(req.SID)
+	}
+	rules = appendRule(rules, "{verifyd}:rl:"+target+":checks", g.cfg.Limits.PhoneChecksPerHour, time.Hour, ErrPhoneCheckLimit)
 	if err := g.allow(ctx, rules, g.cfg.FailOpenChecks); err != nil {
 		return verify.Verification{}, err
 	}
@@ -177,11 +247,15 @@ func (g *Guard) checkDestination(req verify.StartRequest) error {
 	if num.IsZero() {
 		return verify.ErrMissingTarget
 	}
-	if len(g.countries) > 0 && !g.countries[num.Region()] {
+	if nonGeographic[num.CountryCode()] {
+		if !g.codes[num.CountryCode()] {
+			return ErrCountryNotAllowed.With(fmt.Errorf("non-geographic calling code +%d", num.CountryCode()), 0)
+		}
+	} else if len(g.countries) > 0 && !g.countries[num.Region()] {
 		return ErrCountryNotAllowed.With(fmt.Errorf("destination country %q", num.Region()), 0)
 	}
-	if req.Channel == verify.ChannelSMS && !g.cfg.Exempt(num.E164()) && smsRefusedTypes[num.Type()] {
-		return ErrNumberTypeNotAllowed.With(fmt.Errorf("number type %d in %q", num.Type(), num.Region()), 0)
+	if !g.cfg.Exempt(num.E164()) && refusedTypes[num.Type()] {
+		return ErrNumberTypeNotAllowed.With(fmt.Errorf("number type %d in %q by %s", num.Type(), num.Region(), req.Channel), 0)
 	}
 	return nil
 }
@@ -227,8 +301,10 @@ func failMode(open bool) string {
 }
 
 // hashKey keeps phone numbers out of the store's keys: a Redis shared by
-// several services should not hold a list of everyone's numbers.
-func hashKey(s string) string {
-	sum := sha256.Sum256([]byte("verifyd-limit:" + s))
-	return hex.EncodeToString(sum[:12])
+// several services should not hold a list of everyone's numbers. It is
+// keyed, so that the hashes cannot be reversed by hashing every candidate.
+func (g *Guard) hashKey(s string) string {
+	m := hmac.New(sha256.New, g.cfg.KeySecret)
+	m.Write([]byte(s))
+	return hex.EncodeToString(m.Sum(nil)[:16])
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -117,6 +118,23 @@ func TestGuardLimitsAtTheirEdges(t *testing.T) {
 		{"ip checks per hour", abuse.Limits{IPChecksPerHour: 4},
 			func(g *abuse.Guard, i int) error { return check(g, []string{num1, num2, num3}[i%3], ip1) },
 			4, abuse.ErrIPCheckLimit, time.Hour, time.Hour},
+		// One host rotating through its IPv6 /64 is one client.
+		{"ip sends per hour, rotating inside a /64", abuse.Limits{IPSendsPerHour: 2},
+			func(g *abuse.Guard, i int) error {
+				return start(g, []string{num1, num2, num3}[i%3], netip.MustParseAddr(fmt.Sprintf("2001:db8:1:2::%x", i+1)))
+			},
+			2, abuse.ErrIPSendLimit, time.Hour, time.Hour},
+		{"ip checks per hour, rotating inside a /48 with a /48 prefix", abuse.Limits{IPChecksPerHour: 3, IPv6Prefix: 48},
+			func(g *abuse.Guard, i int) error {
+				return check(g, []string{num1, num2, num3}[i%3], netip.MustParseAddr(fmt.Sprintf("2001:db8:1:%x::1", i+1)))
+			},
+			3, abuse.ErrIPCheckLimit, time.Hour, time.Hour},
+		// Guesses at one number from rotating addresses.
+		{"phone checks per hour", abuse.Limits{PhoneChecksPerHour: 15},
+			func(g *abuse.Guard, i int) error {
+				return check(g, num1, netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}))
+			},
+			15, abuse.ErrPhoneCheckLimit, time.Hour, time.Hour},
 		{"global sends per minute", abuse.Limits{GlobalSendsPerMinute: 2},
 			func(g *abuse.Guard, i int) error {
 				return start(g, []string{num1, num2, num3}[i%3], []netip.Addr{ip1, ip2}[i%2])
@@ -143,6 +161,27 @@ func TestGuardLimitsAtTheirEdges(t *testing.T) {
 				t.Errorf("the next request after the wait = %v, want it through", err)
 			}
 		})
+	}
+}
+
+// TestGuardIPv6Networks: addresses in different /64s are different clients;
+// an IPv4-mapped address is its IPv4 address.
+func TestGuardIPv6Networks(t *testing.T) {
+	g, _, _ := newGuard(t, abuse.Config{Limits: abuse.Limits{IPSendsPerHour: 1}})
+	if err := start(g, num1, netip.MustParseAddr("2001:db8:1:1::1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := start(g, num2, netip.MustParseAddr("2001:db8:1:2::1")); err != nil {
+		t.Errorf("another /64 = %v, want it through", err)
+	}
+	if err := start(g, num3, netip.MustParseAddr("2001:db8:1:1:ffff::9")); !errors.Is(err, abuse.ErrIPSendLimit) {
+		t.Errorf("the first /64 again = %v, want %s", err, abuse.ErrIPSendLimit.Code)
+	}
+	if err := start(g, num1, netip.MustParseAddr("::ffff:203.0.113.1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := start(g, num2, ip1); !errors.Is(err, abuse.ErrIPSendLimit) {
+		t.Errorf("an IPv4 address after its mapped form = %v, want %s", err, abuse.ErrIPSendLimit.Code)
 	}
 }
 
@@ -186,8 +225,18 @@ func TestGuardDestinations(t *testing.T) {
 		{"shared cost by sms", nil, example("GB", phonenumbers.SHARED_COST), verify.ChannelSMS, abuse.ErrNumberTypeNotAllowed},
 		{"personal number by sms", nil, example("GB", phonenumbers.PERSONAL_NUMBER), verify.ChannelSMS, abuse.ErrNumberTypeNotAllowed},
 		{"uan by sms", nil, example("GB", phonenumbers.UAN), verify.ChannelSMS, abuse.ErrNumberTypeNotAllowed},
-		{"premium rate by call", nil, example("GB", phonenumbers.PREMIUM_RATE), verify.ChannelCall, nil},
+		// Calls to premium-rate numbers pay their owners as SMS do.
+		{"premium rate by call", nil, example("GB", phonenumbers.PREMIUM_RATE), verify.ChannelCall, abuse.ErrNumberTypeNotAllowed},
+		{"US premium rate by call", nil, "+19002530000", verify.ChannelCall, abuse.ErrNumberTypeNotAllowed},
+		{"shared cost by call", nil, example("GB", phonenumbers.SHARED_COST), verify.ChannelCall, abuse.ErrNumberTypeNotAllowed},
+		{"fixed line by call", nil, "+442071838750", verify.ChannelCall, nil},
 		{"fixed line or mobile", nil, num1, verify.ChannelSMS, nil},
+		// Satellite and international networks: refused unless their code
+		// is allowed by name.
+		{"Inmarsat +870", nil, "+870772001799", verify.ChannelSMS, abuse.ErrCountryNotAllowed},
+		{"Iridium +881 by call", nil, "+881612345678", verify.ChannelCall, abuse.ErrCountryNotAllowed},
+		{"international networks +883 allowed by code", []string{"+883"}, "+883510012345", verify.ChannelSMS, nil},
+		{"+881 not allowed by another code", []string{"+883", "GB"}, "+881612345678", verify.ChannelSMS, abuse.ErrCountryNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,8 +256,10 @@ func TestGuardDestinations(t *testing.T) {
 			}
 		})
 	}
-	if _, err := abuse.NewGuard(abuse.Config{Next: &countingVerifier{}, AllowedCountries: []string{"XX"}}); err == nil {
-		t.Error("NewGuard with country XX = nil error")
+	for _, bad := range []string{"XX", "+44", "+9", "+abc"} {
+		if _, err := abuse.NewGuard(abuse.Config{Next: &countingVerifier{}, AllowedCountries: []string{bad}}); err == nil {
+			t.Errorf("NewGuard with country %q = nil error", bad)
+		}
 	}
 }
 
