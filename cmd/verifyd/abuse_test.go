@@ -216,3 +216,33 @@ func redisKeys(t *testing.T, addr string) []string {
 	}
 	return keys
 }
+
+// TestHonestCountingThroughTwilio: a send Twilio refused does not start the
+// number's cooldown, so the fixed retry (a call after "this number cannot
+// receive SMS") goes through; a send whose answer never came keeps it, and
+// says the code may still arrive.
+func TestHonestCountingThroughTwilio(t *testing.T) {
+	standin := twiliotest.NewServer(twiliotest.Options{})
+	defer standin.Close()
+	in := startRun(t, standinEnv(standin, "ALLOWED_CHANNELS=sms,call", "TWILIO_REQUEST_TIMEOUT=300ms"))
+
+	standin.SetFailure(e2eNumber, &twiliotest.Failure{Status: 400, Code: 60205, Message: "SMS is not supported by landline phone number"})
+	if status, got := in.post(t, "/api/request-otp", `{"phoneNumber":"`+e2eNumber+`"}`); status != 422 || got["code"] != "sms_not_supported" {
+		t.Fatalf("SMS to a landline = %d %v, want 422 sms_not_supported", status, got)
+	}
+	standin.SetFailure(e2eNumber, nil)
+	if status, got := in.post(t, "/api/request-otp", `{"phoneNumber":"`+e2eNumber+`","channel":"call"}`); status != 200 {
+		t.Errorf("the call right after = %d %v, want 200: the refused SMS must not start the cooldown", status, got)
+	}
+
+	const other = "+14155552672"
+	standin.SetFailure(other, &twiliotest.Failure{Hang: true})
+	status, got := in.post(t, "/api/request-otp", `{"phoneNumber":"`+other+`"}`)
+	if msg, _ := got["error"].(string); status != 504 || !strings.Contains(msg, "may still arrive") {
+		t.Errorf("a send with no answer = %d %v, want 504 saying the code may still arrive", status, got)
+	}
+	standin.SetFailure(other, nil)
+	if status, got := in.post(t, "/api/request-otp", `{"phoneNumber":"`+other+`"}`); status != 429 || got["code"] != "phone_cooldown" {
+		t.Errorf("a retry after a send of unknown fate = %d %v, want 429 phone_cooldown", status, got)
+	}
+}

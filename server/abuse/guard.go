@@ -196,14 +196,36 @@ func (g *Guard) Start(ctx context.Context, req verify.StartRequest) (verify.Veri
 		rules = appendRule(rules, phone+":hour", l.PhoneSendsPerHour, time.Hour, ErrPhoneLimit)
 		rules = appendRule(rules, "{verifyd}:rl:global:sends", l.GlobalSendsPerMinute, time.Minute, ErrGlobalLimit)
 	}
+	// What a send that certainly did not go out gives back: the number's
+	// own limits and the global brake, which stand for money spent. The
+	// client's limit keeps it: refused sends are still attempts.
+	refundable := make([]string, 0, len(rules))
+	for _, r := range rules {
+		refundable = append(refundable, r.rule.Key)
+	}
 	if req.ClientIP.IsValid() {
 		rules = appendRule(rules, "{verifyd}:rl:ip:"+g.clientKey(req.ClientIP)+":sends", l.IPSendsPerHour, time.Hour, ErrIPSendLimit)
 	}
-	if err := g.allow(ctx, rules, g.cfg.FailOpenSends); err != nil {
+	event, err := g.allow(ctx, rules, g.cfg.FailOpenSends)
+	if err != nil {
 		return verify.Verification{}, err
 	}
-	return g.cfg.Next.Start(ctx, req)
+	v, err := g.cfg.Next.Start(ctx, req)
+	if err != nil && event != "" && len(refundable) > 0 && !verify.MaybeSent(err) {
+		// Honest counting: "a code was just sent" must not answer a retry
+		// after a send that never happened. The caller may have gone; the
+		// refund must not go with it.
+		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
+		defer cancel()
+		if uerr := g.cfg.Store.Undo(undoCtx, refundable, event); uerr != nil {
+			g.cfg.Logger.WarnContext(ctx, "abuse limiter: could not give back a send that did not go out", "err", uerr)
+		}
+	}
+	return v, err
 }
+
+// refundTimeout bounds giving back a send that did not go out.
+const refundTimeout = 2 * time.Second
 
 // Check refuses a client over its check limit: guessing codes across many
 // numbers is abuse too.
@@ -219,7 +241,7 @@ func (g *Guard) Check(ctx context.Context, req verify.CheckRequest) (verify.Veri
 		target = "sid:" + g.hashKey(req.SID)
 	}
 	rules = appendRule(rules, "{verifyd}:rl:"+target+":checks", g.cfg.Limits.PhoneChecksPerHour, time.Hour, ErrPhoneCheckLimit)
-	if err := g.allow(ctx, rules, g.cfg.FailOpenChecks); err != nil {
+	if _, err := g.allow(ctx, rules, g.cfg.FailOpenChecks); err != nil {
 		return verify.Verification{}, err
 	}
 	return g.cfg.Next.Check(ctx, req)
@@ -261,10 +283,11 @@ func (g *Guard) checkDestination(req verify.StartRequest) error {
 }
 
 // allow asks the Store, and handles its outage: logged once when it starts
-// and once when it ends, and answered open or closed as configured.
-func (g *Guard) allow(ctx context.Context, rules []limitedRule, failOpen bool) error {
+// and once when it ends, and answered open or closed as configured. It
+// answers the recorded event's name ("" when nothing was recorded).
+func (g *Guard) allow(ctx context.Context, rules []limitedRule, failOpen bool) (string, error) {
 	if len(rules) == 0 {
-		return nil
+		return "", nil
 	}
 	rs := make([]Rule, len(rules))
 	for i, r := range rules {
@@ -273,24 +296,24 @@ func (g *Guard) allow(ctx context.Context, rules []limitedRule, failOpen bool) e
 	d, err := g.cfg.Store.Allow(ctx, g.cfg.Now(), rs)
 	if err != nil {
 		if ctx.Err() != nil {
-			return verify.ErrClientGone.With(err, 0)
+			return "", verify.ErrClientGone.With(err, 0)
 		}
 		if g.degraded.CompareAndSwap(false, true) {
 			g.cfg.Logger.Error("abuse limiter store unreachable", "err", err,
 				"sends", failMode(g.cfg.FailOpenSends), "checks", failMode(g.cfg.FailOpenChecks))
 		}
 		if failOpen {
-			return nil
+			return "", nil
 		}
-		return ErrLimiterDown.With(err, 0)
+		return "", ErrLimiterDown.With(err, 0)
 	}
 	if g.degraded.CompareAndSwap(true, false) {
 		g.cfg.Logger.Info("abuse limiter store reachable again")
 	}
 	if !d.Allowed {
-		return rules[d.Rule].err.With(nil, d.RetryAfter)
+		return "", rules[d.Rule].err.With(nil, d.RetryAfter)
 	}
-	return nil
+	return d.Event, nil
 }
 
 func failMode(open bool) string {

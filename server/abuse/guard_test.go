@@ -49,6 +49,13 @@ func (s *switchableStore) Allow(ctx context.Context, now time.Time, rules []abus
 	return s.mem.Allow(ctx, now, rules)
 }
 
+func (s *switchableStore) Undo(ctx context.Context, keys []string, event string) error {
+	if s.down.Load() {
+		return errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
+	}
+	return s.mem.Undo(ctx, keys, event)
+}
+
 const (
 	num1     = "+14155552671"
 	num2     = "+14155552672"
@@ -395,5 +402,56 @@ func TestTestNumbers(t *testing.T) {
 		if _, err := abuse.ParseTestNumbers(bad, verify.PhoneParser{}); err == nil {
 			t.Errorf("ParseTestNumbers(%q) = nil error", bad)
 		}
+	}
+}
+
+// failingVerifier fails every start with err.
+type failingVerifier struct {
+	countingVerifier
+	err error
+}
+
+func (f *failingVerifier) Start(ctx context.Context, req verify.StartRequest) (verify.Verification, error) {
+	f.starts.Add(1)
+	return verify.Verification{}, f.err
+}
+
+// TestGuardHonestCounting: a send that certainly did not go out gives back
+// what it took from the number's limits; one whose fate is unknown keeps
+// it. The client's limit counts every attempt.
+func TestGuardHonestCounting(t *testing.T) {
+	maybe := verify.ErrUnavailable.With(errors.New("connection reset after the request"), 0)
+	maybe.MaybeSent = true
+	for _, tt := range []struct {
+		name     string
+		err      error
+		refunded bool
+	}{
+		{"Twilio refused the number (60205)", verify.ErrLandline, true},
+		{"Twilio refused our credentials (401)", verify.ErrMisconfigured, true},
+		{"Twilio answered 503", verify.ErrUnavailable, true},
+		{"Twilio invalid parameter (60200)", verify.ErrInvalidParameter, true},
+		{"timeout after the request went out", verify.ErrTimeout, false},
+		{"the connection broke after the request", maybe, false},
+		{"the caller went away mid-call", verify.ErrClientGone, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			backend := &failingVerifier{err: tt.err}
+			g, _, _ := newGuard(t, abuse.Config{Next: backend, Limits: abuse.Limits{
+				PhoneCooldown: 30 * time.Second, PhoneSendsPerHour: 5, GlobalSendsPerMinute: 60, IPSendsPerHour: 2}})
+			if err := start(g, num1, ip1); !errors.Is(err, tt.err) {
+				t.Fatalf("Start = %v, want %v", err, tt.err)
+			}
+			err := start(g, num1, ip1)
+			if tt.refunded {
+				if !errors.Is(err, tt.err) || backend.starts.Load() != 2 {
+					t.Errorf("a retry after a send that did not go out = %v (%d upstream), want it through", err, backend.starts.Load())
+				}
+				// The client's limit (2) counted both attempts.
+				wantRefused(t, "a third attempt", start(g, num2, ip1), abuse.ErrIPSendLimit, time.Hour)
+			} else {
+				wantRefused(t, "a retry after a send of unknown fate", err, abuse.ErrPhoneCooldown, 30*time.Second)
+			}
+		})
 	}
 }

@@ -2,6 +2,8 @@ package abuse
 
 import (
 	"context"
+	"crypto/rand"
+	"slices"
 	"sync"
 	"time"
 )
@@ -19,6 +21,7 @@ type MemoryStore struct {
 
 type window struct {
 	times []time.Time // ascending
+	ids   []string    // the events' names, beside their times
 	span  time.Duration
 }
 
@@ -51,16 +54,37 @@ func (m *MemoryStore) Allow(_ context.Context, now time.Time, rules []Rule) (Dec
 	if !refused.Allowed {
 		return refused, nil
 	}
+	refused.Event = rand.Text()
 	for _, r := range rules {
 		w := m.events[r.Key]
 		if w == nil {
 			w = &window{}
 			m.events[r.Key] = w
 		}
-		w.times = append(w.times, now)
+		// Kept in time order: a clock that steps back inserts in place.
+		i, _ := slices.BinarySearchFunc(w.times, now, time.Time.Compare)
+		w.times = slices.Insert(w.times, i, now)
+		w.ids = slices.Insert(w.ids, i, refused.Event)
 		w.span = max(w.span, r.Window)
 	}
 	return refused, nil
+}
+
+// Undo implements Store.
+func (m *MemoryStore) Undo(_ context.Context, keys []string, event string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range keys {
+		w := m.events[k]
+		if w == nil {
+			continue
+		}
+		if i := slices.Index(w.ids, event); i >= 0 {
+			w.times = slices.Delete(w.times, i, i+1)
+			w.ids = slices.Delete(w.ids, i, i+1)
+		}
+	}
+	return nil
 }
 
 // trim drops events at or before now-span: the window is (now-span, now].
@@ -70,6 +94,7 @@ func (w *window) trim(now time.Time, span time.Duration) {
 		i++
 	}
 	w.times = w.times[i:]
+	w.ids = w.ids[i:]
 }
 
 func (m *MemoryStore) sweep(now time.Time) {

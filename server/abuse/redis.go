@@ -39,6 +39,14 @@ end
 return {0, 0}
 `
 
+// undoScript takes the event ARGV[1] back from every key in KEYS.
+const undoScript = `
+for i = 1, #KEYS do
+  redis.call('ZREM', KEYS[i], ARGV[1])
+end
+return 0
+`
+
 // Timeouts for Redis when its URL sets none: a limiter that stalls every
 // request for go-redis's multi-second defaults during an outage is worse
 // than one that decides quickly that Redis is gone.
@@ -52,6 +60,7 @@ const (
 type RedisStore struct {
 	client *redis.Client
 	script *redis.Script
+	undo   *redis.Script
 }
 
 // NewRedisStore connects lazily to the server at url
@@ -72,7 +81,8 @@ func NewRedisStore(url string) (*RedisStore, error) {
 	}
 	// One retry at most: the decision is on a request's critical path.
 	opts.MaxRetries = 1
-	return &RedisStore{client: redis.NewClient(opts), script: redis.NewScript(allowScript)}, nil
+	return &RedisStore{client: redis.NewClient(opts), script: redis.NewScript(allowScript),
+		undo: redis.NewScript(undoScript)}, nil
 }
 
 // Allow implements Store with one Lua script, so the decision is atomic
@@ -80,7 +90,8 @@ func NewRedisStore(url string) (*RedisStore, error) {
 func (s *RedisStore) Allow(ctx context.Context, now time.Time, rules []Rule) (Decision, error) {
 	keys := make([]string, len(rules))
 	args := make([]any, 0, 2+2*len(rules))
-	args = append(args, now.UnixMilli(), now.Format("20060102T150405.000000000")+"-"+rand.Text())
+	event := now.Format("20060102T150405.000000000") + "-" + rand.Text()
+	args = append(args, now.UnixMilli(), event)
 	for i, r := range rules {
 		keys[i] = r.Key
 		args = append(args, r.Limit, r.Window.Milliseconds())
@@ -93,9 +104,20 @@ func (s *RedisStore) Allow(ctx context.Context, now time.Time, rules []Rule) (De
 		return Decision{}, fmt.Errorf("redis limit script answered %v", res)
 	}
 	if res[0] == 0 {
-		return Decision{Allowed: true}, nil
+		return Decision{Allowed: true, Event: event}, nil
 	}
 	return Decision{Rule: int(res[0]) - 1, RetryAfter: time.Duration(res[1]) * time.Millisecond}, nil
+}
+
+// Undo implements Store, in one script like Allow.
+func (s *RedisStore) Undo(ctx context.Context, keys []string, event string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := s.undo.Run(ctx, s.client, keys, event).Err(); err != nil {
+		return fmt.Errorf("redis undo script: %w", err)
+	}
+	return nil
 }
 
 // Ping checks that Redis answers, for readiness.

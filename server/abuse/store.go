@@ -28,6 +28,8 @@ type Decision struct {
 	// last when several do), and RetryAfter how long until it would allow.
 	Rule       int
 	RetryAfter time.Duration
+	// Event names the event recorded when Allowed, for Undo.
+	Event string
 }
 
 // Store counts events. Allow is one atomic decision: either every rule has
@@ -35,4 +37,7 @@ type Decision struct {
 // instances sharing a Store therefore enforce one limit.
 type Store interface {
 	Allow(ctx context.Context, now time.Time, rules []Rule) (Decision, error)
+	// Undo takes the event back from the keys it was recorded under: a
+	// send that certainly did not go out must not count.
+	Undo(ctx context.Context, keys []string, event string) error
 }

@@ -166,3 +166,36 @@ func TestRedisStoreDown(t *testing.T) {
 		t.Error("NewRedisStore(http://nope) = nil error")
 	}
 }
+
+// TestStoreUndo: an event taken back leaves every key it was recorded
+// under, and only that event.
+func TestStoreUndo(t *testing.T) {
+	stores(t, func(t *testing.T, s abuse.Store) {
+		ctx := context.Background()
+		a := abuse.Rule{Key: "{verifyd}:a:" + t.Name(), Limit: 2, Window: time.Hour}
+		b := abuse.Rule{Key: "{verifyd}:b:" + t.Name(), Limit: 2, Window: time.Hour}
+		first, err := s.Allow(ctx, t0, []abuse.Rule{a, b})
+		if err != nil || !first.Allowed || first.Event == "" {
+			t.Fatalf("first Allow = %+v, %v", first, err)
+		}
+		second, err := s.Allow(ctx, t0.Add(time.Second), []abuse.Rule{a, b})
+		if err != nil || !second.Allowed || second.Event == first.Event {
+			t.Fatalf("second Allow = %+v, %v", second, err)
+		}
+		if d, _ := s.Allow(ctx, t0.Add(2*time.Second), []abuse.Rule{a}); d.Allowed {
+			t.Fatal("a third event passed a limit of 2")
+		}
+		if err := s.Undo(ctx, []string{a.Key}, first.Event); err != nil {
+			t.Fatal(err)
+		}
+		if d, _ := s.Allow(ctx, t0.Add(3*time.Second), []abuse.Rule{a}); !d.Allowed {
+			t.Error("after the undo there is no room under a")
+		}
+		if d, _ := s.Allow(ctx, t0.Add(4*time.Second), []abuse.Rule{b}); d.Allowed {
+			t.Error("undo under a made room under b too")
+		}
+		if err := s.Undo(ctx, []string{a.Key, b.Key}, "no-such-event"); err != nil {
+			t.Errorf("undo of an unknown event = %v", err)
+		}
+	})
+}

@@ -116,6 +116,13 @@ func (f *Flow) Start(ctx context.Context, in Start) (Sent, error) {
 		To: in.To, Channel: channel, Locale: locale, ClientIP: in.ClientIP,
 	})
 	if err != nil {
+		if e, ok := errors.AsType[*verify.Error](err); ok && (e.Kind == verify.KindTimeout || e.Kind == verify.KindUnavailable) && verify.MaybeSent(e) {
+			// The code may still arrive: say so, rather than invite a
+			// resend that the cooldown will refuse.
+			c := *e
+			c.Message = MaybeSentMessage
+			return Sent{}, &c
+		}
 		return Sent{}, err
 	}
 	return Sent{To: in.To, SID: v.SID, Status: v.Status, Channel: channel, Locale: locale,

@@ -39,6 +39,10 @@ func SentMessage(n verify.Number, ch verify.Channel, again bool) string {
 	return s + Masked(n) + how
 }
 
+// MaybeSentMessage answers a send whose fate is unknown: the request went
+// out and no readable answer came back.
+const MaybeSentMessage = "We could not confirm that the code was sent. It may still arrive: wait a moment before asking for another."
+
 // VerifiedMessage is the JSON API's answer to an approved check.
 const VerifiedMessage = "Your phone number is verified."
 

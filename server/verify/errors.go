@@ -34,6 +34,9 @@ type Error struct {
 	Message    string
 	RetryAfter time.Duration // 0 when unknown
 	Err        error
+	// MaybeSent marks a failed start whose request went out without an
+	// answer that can be read: its code may still arrive. See MaybeSent.
+	MaybeSent bool
 }
 
 func (e *Error) Error() string {
@@ -58,6 +61,19 @@ func (e *Error) With(cause error, retryAfter time.Duration) *Error {
 	c.Err = cause
 	c.RetryAfter = retryAfter
 	return &c
+}
+
+// MaybeSent reports whether a failed start may still have sent its code:
+// the request went out and no answer came (a timeout, the caller gone), or
+// one came that could not be read. Every other failure certainly sent
+// nothing (the upstream answered an error, or the request never left), and
+// whatever it counted against the sender may be given back.
+func MaybeSent(err error) bool {
+	e, ok := errors.AsType[*Error](err)
+	if !ok {
+		return true // unknown: assume the worst, which costs money
+	}
+	return e.MaybeSent || e.Kind == KindTimeout || e.Kind == KindCanceled || e.Kind == KindInternal
 }
 
 // AsError returns err as an *Error, wrapping anything else as an internal

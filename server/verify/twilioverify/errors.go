@@ -2,8 +2,11 @@ package twilioverify
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 
@@ -92,7 +95,25 @@ func classify(op operation, err error, c *call, parent, ctx context.Context) err
 	}
 	// Refused or reset connections, TLS failures, non-JSON or garbled
 	// bodies: Twilio (or what stands in front of it) is not answering sanely.
-	return verify.ErrUnavailable.With(cause, c.retryAfter)
+	e := verify.ErrUnavailable.With(cause, c.retryAfter)
+	// Whether a code may have gone out: not when the connection was never
+	// made, nor when an error status came back; yes when a success status
+	// came with a body we could not read, or the connection broke after
+	// the request was written.
+	e.MaybeSent = (c.status >= 200 && c.status < 300) || (c.status == 0 && !neverSent(err))
+	return e
+}
+
+// neverSent reports whether err happened before the request could reach
+// Twilio: a dial or a TLS handshake that failed.
+func neverSent(err error) bool {
+	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "dial" {
+		return true
+	}
+	var certErr *tls.CertificateVerificationError
+	var recordErr tls.RecordHeaderError
+	var unknownAuth x509.UnknownAuthorityError
+	return errors.As(err, &certErr) || errors.As(err, &recordErr) || errors.As(err, &unknownAuth)
 }
 
 // ctxError answers the error for a call cut short by a context, or nil when
