@@ -20,6 +20,9 @@ type requestOTPBody struct {
 	PhoneNumber string `json:"phoneNumber"`
 	Channel     string `json:"channel"`
 	Locale      string `json:"locale"`
+	// Altcha is a solved step-up challenge (base64 ALTCHA payload), sent
+	// again after a challenge_required answer.
+	Altcha string `json:"altcha"`
 }
 
 type requestOTPResponse struct {
@@ -67,6 +70,7 @@ func handleRequestOTP(fl *flow.Flow) echo.HandlerFunc {
 			Locale:         body.Locale,
 			AcceptLanguage: c.Request().Header.Get("Accept-Language"),
 			ClientIP:       clientIP(c),
+			Proof:          body.Altcha,
 		})
 		if err != nil {
 			return err
@@ -235,6 +239,18 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 	}
 	*s = flexString(n)
 	return nil
+}
+
+// handleChallenge issues a proof-of-work challenge (ALTCHA's format, so its
+// widget can use this URL), for a client that solves one before it asks.
+func handleChallenge(issue func() (any, error)) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ch, err := issue()
+		if err != nil {
+			return verify.ErrInternal.With(err, 0)
+		}
+		return c.JSON(http.StatusOK, ch)
+	}
 }
 
 // jwksMaxAge is how long a client may cache the key set. Short: a rotation

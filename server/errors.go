@@ -88,6 +88,9 @@ type errorBody struct {
 	Verified   *bool  `json:"verified,omitempty"`
 	RetryAfter int    `json:"retryAfter,omitempty"`
 	RequestID  string `json:"requestId,omitempty"`
+	// Challenge is a proof-of-work challenge to solve before asking again
+	// (challenge_required, challenge_failed).
+	Challenge any `json:"challenge,omitempty"`
 }
 
 // bodyShaper is an error whose handler adds its own fields to the JSON
@@ -165,7 +168,8 @@ func errorHandler(logger *slog.Logger, pages *forms) echo.HTTPErrorHandler {
 			_ = c.NoContent(he.status)
 			return
 		}
-		body := errorBody{Error: he.Message, Code: he.Code, RetryAfter: retryAfter, RequestID: requestIDOf(c)}
+		body := errorBody{Error: he.Message, Code: he.Code, RetryAfter: retryAfter, RequestID: requestIDOf(c),
+			Challenge: he.Challenge}
 		if s, ok := errors.AsType[bodyShaper](err); ok {
 			s.shapeBody(&body)
 		}

@@ -68,6 +68,7 @@ type forms struct {
 	tmpl     *template.Template
 	csp      string
 	css, js  string // content-addressed asset URLs
+	pow      string // the proof-of-work worker's URL
 	key      []byte
 	cooldown time.Duration
 	example  string // the number format the page shows, from DEFAULT_REGION
@@ -86,6 +87,7 @@ func newForms(cfg Config, fl *flow.Flow, assets map[string]string) (*forms, erro
 		csp:      pageCSP,
 		css:      assets["style.css"],
 		js:       assets["app.js"],
+		pow:      assets["pow.js"],
 		key:      cfg.FormKey,
 		cooldown: cfg.ResendCooldown,
 		returns:  map[string]bool{},
@@ -130,6 +132,7 @@ func exactOrigin(o string) (string, error) {
 type page struct {
 	Step        int // 0: a link that cannot be followed, 1: number, 2: code, 3: verified
 	CSS, JS     string
+	PoW         string // the proof-of-work worker's URL
 	CSRF        string
 	Example     string
 	Phone       string
@@ -158,7 +161,7 @@ var channelLabels = map[verify.Channel]string{
 }
 
 func (f *forms) page(c echo.Context, step int) *page {
-	p := &page{Step: step, CSS: f.css, JS: f.js, CSRF: f.csrfToken(c), Example: f.example,
+	p := &page{Step: step, CSS: f.css, JS: f.js, PoW: f.pow, CSRF: f.csrfToken(c), Example: f.example,
 		Cooldown: int(f.cooldown.Seconds())}
 	if chs := f.flow.Channels(); len(chs) > 1 {
 		for i, ch := range chs {
@@ -203,6 +206,11 @@ func fail(p *page, err error) error { return &pageFailure{page: p, err: err} }
 // with the wait when one is known.
 func (f *forms) renderFailure(c echo.Context, he httpError, p *page) error {
 	msg := flow.FailureText(he.Error)
+	if he.Challenge != nil {
+		// The form's script solves it without the person noticing; a page
+		// without script cannot, and says so.
+		msg = flow.ChallengeNeedsScript
+	}
 	switch p.Step {
 	case 0:
 		p.Problem = msg
@@ -342,7 +350,7 @@ func (f *forms) handleRequest(c echo.Context) error {
 		return fail(p, err)
 	}
 	st.To, st.Channel = num.E164(), ""
-	return f.start(c, p, st, num, r.PostFormValue("channel"), false)
+	return f.start(c, p, st, num, r.PostFormValue("channel"), r.PostFormValue("altcha"), false)
 }
 
 // stepTwo reads a post from step 2: its token checked, its signed state
@@ -376,16 +384,17 @@ func (f *forms) handleResend(c echo.Context) error {
 	if st.ReturnTo != "" {
 		p.withReturn(st, f.seal("return", formState{ReturnTo: st.ReturnTo, Nonce: st.Nonce, At: f.now().Unix()}))
 	}
-	return f.start(c, p, st, num, string(st.Channel), true)
+	return f.start(c, p, st, num, string(st.Channel), c.Request().PostFormValue("altcha"), true)
 }
 
-func (f *forms) start(c echo.Context, p *page, st formState, num verify.Number, channel string, again bool) error {
+func (f *forms) start(c echo.Context, p *page, st formState, num verify.Number, channel, proof string, again bool) error {
 	setLogTarget(c, num)
 	sent, err := f.flow.Start(c.Request().Context(), flow.Start{
 		To:             num,
 		Channel:        channel,
 		AcceptLanguage: c.Request().Header.Get("Accept-Language"),
 		ClientIP:       clientIP(c),
+		Proof:          proof,
 	})
 	if err != nil {
 		if again {

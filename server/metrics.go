@@ -25,6 +25,7 @@ type Metrics struct {
 	upstreamDuration *prometheus.HistogramVec
 	dependencies     *prometheus.GaugeVec
 	shed             prometheus.Counter
+	fraud            *prometheus.CounterVec
 }
 
 // NewMetrics registers verifyd's collectors with reg.
@@ -62,8 +63,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "verifyd_load_shed_total",
 		Help: "Requests answered 503 overloaded because UPSTREAM_MAX_IN_FLIGHT calls already waited on the upstream.",
 	})
+	m.fraud = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "verifyd_fraud_decisions_total",
+		Help: "Conversion-budget decisions on sends, by destination country, the rule that decided (none when within budget) and the action.",
+	}, []string{"country", "rule", "action"})
 	reg.MustRegister(m.requests, m.requestDuration, m.started, m.checked, m.refusals, m.upstream, m.upstreamDuration,
-		m.dependencies, m.shed)
+		m.dependencies, m.shed, m.fraud)
 	return m
 }
 
@@ -82,6 +87,15 @@ func (m *Metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		m.requestDuration.WithLabelValues(route, method).Observe(time.Since(began).Seconds())
 		return err
 	}
+}
+
+// ObserveFraud counts one budget decision. country comes from a parsed
+// number (a closed set), rule and action from the abuse package's own.
+func (m *Metrics) ObserveFraud(country, rule, action string) {
+	if rule == "" {
+		rule = "none"
+	}
+	m.fraud.WithLabelValues(country, rule, action).Inc()
 }
 
 // Shed counts one request refused by the bound on upstream calls.

@@ -31,6 +31,9 @@ func addRoutes(e *echo.Echo, cfg Config, pages *forms, static echo.HandlerFunc) 
 	// Route-level middleware, not a group's: an echo group with middleware
 	// catches every path under it and answers 404 where 405 is right.
 	e.POST("/api/request-otp", handleRequestOTP(cfg.Flow), noStore)
+	if cfg.Challenges != nil {
+		get("/api/challenge", handleChallenge(cfg.Challenges), noStore)
+	}
 	e.POST("/api/verify-otp", handleVerifyOTP(cfg.Flow), noStore, checkFailures, recoverPanics)
 
 	// The pages: their failures, panics included, come back as pages.

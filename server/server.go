@@ -56,6 +56,9 @@ type Config struct {
 	// FormKey signs the form's CSRF tokens and the number carried into step
 	// 2; empty means a random key per process.
 	FormKey []byte
+	// Challenges, when set, serves GET /api/challenge: a fresh
+	// proof-of-work challenge.
+	Challenges func() (any, error)
 	// ReturnOrigins are the exact origins ("https://app.example.com") the
 	// form may hand a receipt back to (GET /?return_to=...).
 	ReturnOrigins []string

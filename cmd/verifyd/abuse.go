@@ -2,23 +2,30 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"verifyd/server"
 	"verifyd/server/abuse"
+	"verifyd/server/challenge"
 	"verifyd/server/verify"
 )
 
 // guarded is the backend behind the abuse protections, and what to close.
 type guarded struct {
-	verifier verify.Verifier
-	guard    *abuse.Guard
-	redis    *abuse.RedisStore // nil without REDIS_URL
+	verifier   verify.Verifier
+	guard      *abuse.Guard
+	redis      *abuse.RedisStore // nil without REDIS_URL
+	challenges *challenge.Issuer
 }
 
 func (g guarded) close() {
@@ -30,7 +37,7 @@ func (g guarded) close() {
 // newGuarded wraps backend: test numbers are answered locally, and every
 // request passes the abuse guard first (its counters in Redis when
 // REDIS_URL is set, in memory otherwise).
-func newGuarded(cfg config, logger *slog.Logger, backend verify.Verifier) (guarded, error) {
+func newGuarded(cfg config, logger *slog.Logger, backend verify.Verifier, metrics *server.Metrics) (guarded, error) {
 	var g guarded
 	next, exempt := backend, func(string) bool { return false }
 	if len(cfg.testNumbers) > 0 {
@@ -59,7 +66,28 @@ func newGuarded(cfg config, logger *slog.Logger, backend verify.Verifier) (guard
 		redis.SetLogger(redisLogger{logger})
 		store, g.redis = rs, rs
 	}
+	// The challenge key is derived from the limit key: instances that share
+	// the one share the other.
+	mac := hmac.New(sha256.New, keySecret)
+	mac.Write([]byte("verifyd challenge key"))
+	if keySecret == nil {
+		mac = hmac.New(sha256.New, []byte(rand.Text()+rand.Text()))
+	}
+	challenges, err := challenge.New(challenge.Config{Key: mac.Sum(nil), MaxNumber: cfg.ChallengeDifficulty,
+		TTL: cfg.ChallengeTTL, Spent: abuse.SpendOnce(store, time.Now)})
+	if err != nil {
+		g.close()
+		return g, err
+	}
+	g.challenges = challenges
 	guard, err := abuse.NewGuard(abuse.Config{
+		Budgets: abuse.Budgets{Mode: cfg.budgetMode, CountryFloor: cfg.FraudCountryFloor, PrefixFloor: cfg.FraudPrefixFloor,
+			PrefixDigits: cfg.FraudPrefixDigits, TrustedFor: cfg.FraudTrustedFor},
+		Challenge:  cfg.challengeMode,
+		Challenges: challenges,
+		Observe: func(d abuse.BudgetDecision) {
+			metrics.ObserveFraud(d.Country, d.Rule, d.Action)
+		},
 		Next:  next,
 		Store: store,
 		Limits: abuse.Limits{

@@ -74,6 +74,15 @@ type config struct {
 	LimitPhoneChecksPerHr  int           `env:"LIMIT_PHONE_CHECKS_PER_HOUR" envDefault:"15"`
 	LimitIPv6Prefix        int           `env:"LIMIT_IPV6_PREFIX" envDefault:"64"`
 	LimitKeySecret         secret        `env:"LIMIT_KEY_SECRET"`
+
+	FraudBudgets           string        `env:"FRAUD_BUDGETS" envDefault:"enforce"`
+	FraudCountryFloor      int           `env:"FRAUD_COUNTRY_FLOOR" envDefault:"60"`
+	FraudPrefixFloor       int           `env:"FRAUD_PREFIX_FLOOR" envDefault:"20"`
+	FraudPrefixDigits      int           `env:"FRAUD_PREFIX_DIGITS" envDefault:"3"`
+	FraudTrustedFor        time.Duration `env:"FRAUD_TRUSTED_FOR" envDefault:"2160h"`
+	SendChallenge          string        `env:"SEND_CHALLENGE" envDefault:"risk"`
+	ChallengeDifficulty    int64         `env:"CHALLENGE_DIFFICULTY" envDefault:"50000"`
+	ChallengeTTL           time.Duration `env:"CHALLENGE_TTL" envDefault:"5m"`
 	LimitFailOpenSends     bool          `env:"LIMIT_FAIL_OPEN_SENDS" envDefault:"false"`
 	LimitFailOpenChecks    bool          `env:"LIMIT_FAIL_OPEN_CHECKS" envDefault:"true"`
 	AllowedCountries       []string      `env:"ALLOWED_COUNTRIES"`
@@ -88,13 +97,15 @@ type config struct {
 
 	// What check made of the values above, typed, so nothing parses a
 	// setting twice.
-	phones      verify.PhoneParser
-	channels    verify.Channels
-	trusted     []netip.Prefix
-	testNumbers map[string]string // E.164 → code
-	receiptKeys []receipt.Key     // nil: generate one (development) or no receipts
-	issuer      string            // the receipts' "iss"
-	audience    string            // the receipts' "aud"
+	budgetMode    abuse.BudgetMode
+	challengeMode abuse.ChallengeMode
+	phones        verify.PhoneParser
+	channels      verify.Channels
+	trusted       []netip.Prefix
+	testNumbers   map[string]string // E.164 → code
+	receiptKeys   []receipt.Key     // nil: generate one (development) or no receipts
+	issuer        string            // the receipts' "iss"
+	audience      string            // the receipts' "aud"
 }
 
 // Backend names.
@@ -337,6 +348,27 @@ func (c *config) checkAbuse() problems {
 		if phonenumbers.GetCountryCodeForRegion(cc) == 0 {
 			bad("ALLOWED_COUNTRIES", "%q is not an ISO 3166 alpha-2 country code", cc)
 		}
+	}
+	if c.budgetMode, err = abuse.ParseBudgetMode(c.FraudBudgets); err != nil {
+		bad("FRAUD_BUDGETS", "%v", err)
+	}
+	if c.challengeMode, err = abuse.ParseChallengeMode(c.SendChallenge); err != nil {
+		bad("SEND_CHALLENGE", "%v", err)
+	}
+	if c.FraudCountryFloor < 1 || c.FraudPrefixFloor < 1 {
+		bad("FRAUD_COUNTRY_FLOOR", "FRAUD_COUNTRY_FLOOR and FRAUD_PREFIX_FLOOR must be at least 1")
+	}
+	if c.FraudPrefixDigits < 1 || c.FraudPrefixDigits > 8 {
+		bad("FRAUD_PREFIX_DIGITS", "must be between 1 and 8")
+	}
+	if c.FraudTrustedFor < 0 {
+		bad("FRAUD_TRUSTED_FOR", "must not be negative")
+	}
+	if c.ChallengeDifficulty < 1000 || c.ChallengeDifficulty > 100_000_000 {
+		bad("CHALLENGE_DIFFICULTY", "must be between 1000 and 100000000 (hashes a solver tries at most)")
+	}
+	if c.ChallengeTTL < 10*time.Second || c.ChallengeTTL > time.Hour {
+		bad("CHALLENGE_TTL", "must be between 10s and 1h")
 	}
 	if c.LimitIPv6Prefix < 16 || c.LimitIPv6Prefix > 128 {
 		bad("LIMIT_IPV6_PREFIX", "must be between 16 and 128 (64 groups a host's /64)")

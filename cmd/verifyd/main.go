@@ -96,7 +96,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	}
 	defer b.close()
 
-	g, err := newGuarded(cfg, logger, b.verifier)
+	g, err := newGuarded(cfg, logger, b.verifier, metrics)
 	if err != nil {
 		return err
 	}
@@ -128,6 +128,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		TrustedProxies:     cfg.trusted,
 		LimiterState:       g.guard.State,
 		ReturnOrigins:      cfg.ReceiptReturnOrigins,
+		Challenges:         func() (any, error) { return g.challenges.New() },
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		Web:                web.FS,
 		Static:             static.FS,

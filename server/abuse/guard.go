@@ -19,6 +19,7 @@ import (
 
 	"github.com/nyaruka/phonenumbers"
 
+	"verifyd/server/challenge"
 	"verifyd/server/verify"
 )
 
@@ -61,9 +62,45 @@ type Config struct {
 	// Exempt reports numbers that never cost anything (test numbers): they
 	// skip the per-number and global send limits, not the per-client ones.
 	Exempt func(e164 string) bool
-	Logger *slog.Logger
-	Now    func() time.Time
+	// Budgets are the conversion budgets per destination (see Budgets).
+	Budgets Budgets
+	// Challenge says when a send must come with a solved proof-of-work
+	// challenge, which Challenges issues and checks (nil: never).
+	Challenge  ChallengeMode
+	Challenges *challenge.Issuer
+	// Observe, when set, is told of every budget decision (for metrics).
+	Observe func(BudgetDecision)
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
+
+// ChallengeMode says when a send needs a proof-of-work step-up.
+type ChallengeMode int
+
+// The challenge modes.
+const (
+	ChallengeRisk   ChallengeMode = iota // when a budget trips or the global brake is near
+	ChallengeNever                       // never: over budget is refused
+	ChallengeAlways                      // every send (numbers verified before too)
+)
+
+// ParseChallengeMode reads SEND_CHALLENGE.
+func ParseChallengeMode(s string) (ChallengeMode, error) {
+	switch s {
+	case "risk", "":
+		return ChallengeRisk, nil
+	case "never":
+		return ChallengeNever, nil
+	case "always":
+		return ChallengeAlways, nil
+	}
+	return 0, fmt.Errorf("%q is not never, risk or always", s)
+}
+
+// globalNearShare is how full the global brake's window must be for risk
+// mode to ask every send for a step-up: before it trips and refuses
+// everyone, make sending cost something.
+const globalNearShare = 0.8
 
 // Guard is a verify.Verifier that refuses abuse before it reaches Next.
 type Guard struct {
@@ -125,6 +162,13 @@ func NewGuard(cfg Config) (*Guard, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	cfg.Budgets.defaults()
+	if cfg.Challenges == nil && cfg.Challenge != ChallengeNever {
+		if cfg.Challenge == ChallengeAlways {
+			return nil, errors.New("abuse: Challenge always without Challenges")
+		}
+		cfg.Challenge = ChallengeNever
 	}
 	if len(cfg.KeySecret) == 0 {
 		cfg.KeySecret = []byte(rand.Text() + rand.Text())
@@ -188,6 +232,14 @@ func (g *Guard) Start(ctx context.Context, req verify.StartRequest) (verify.Veri
 	if err := g.checkDestination(req); err != nil {
 		return verify.Verification{}, err
 	}
+	exempt := g.cfg.Exempt(req.To.E164())
+	if !exempt {
+		// Before the limits: a refused or challenged attempt must not use
+		// up the global brake that every honest user shares.
+		if err := g.stepUp(ctx, req); err != nil {
+			return verify.Verification{}, err
+		}
+	}
 	l := g.cfg.Limits
 	var rules []limitedRule
 	if !g.cfg.Exempt(req.To.E164()) {
@@ -211,6 +263,9 @@ func (g *Guard) Start(ctx context.Context, req verify.StartRequest) (verify.Veri
 		return verify.Verification{}, err
 	}
 	v, err := g.cfg.Next.Start(ctx, req)
+	if !exempt && (err == nil || verify.MaybeSent(err)) {
+		g.recordSend(ctx, req.To)
+	}
 	if err != nil && event != "" && len(refundable) > 0 && !verify.MaybeSent(err) {
 		// Honest counting: "a code was just sent" must not answer a retry
 		// after a send that never happened. The caller may have gone; the
@@ -244,7 +299,98 @@ func (g *Guard) Check(ctx context.Context, req verify.CheckRequest) (verify.Veri
 	if _, err := g.allow(ctx, rules, g.cfg.FailOpenChecks); err != nil {
 		return verify.Verification{}, err
 	}
-	return g.cfg.Next.Check(ctx, req)
+	v, err := g.cfg.Next.Check(ctx, req)
+	if err == nil && v.Status == verify.StatusApproved {
+		n := req.To
+		if n.IsZero() {
+			n, _ = verify.PhoneParser{}.Parse(v.To) // checked by SID: the answer names the number
+		}
+		if !n.IsZero() && !g.cfg.Exempt(n.E164()) {
+			g.recordApproval(ctx, n)
+		}
+	}
+	return v, err
+}
+
+// stepUp applies the conversion budgets and the challenge policy to a send.
+func (g *Guard) stepUp(ctx context.Context, req verify.StartRequest) error {
+	need := g.cfg.Challenge == ChallengeAlways
+	d := BudgetDecision{Action: "allowed"}
+	if g.cfg.Budgets.Mode != BudgetsOff {
+		var err error
+		if d, err = g.judge(ctx, req.To); err != nil {
+			// The store is down: the limits that follow answer that, open
+			// or closed as configured.
+			return nil
+		}
+		if d.Rule != "" {
+			switch {
+			case g.cfg.Budgets.Mode == BudgetsShadow:
+				d.Action = "shadow"
+			case g.cfg.Challenge == ChallengeNever:
+				d.Action = "refused"
+				g.explain(ctx, d)
+				return ErrOverBudget.With(fmt.Errorf("%s %s: %d unverified, budget %d", d.Rule, d.Scope, d.Unverified, d.Budget), time.Hour)
+			default:
+				need = true
+			}
+		}
+	}
+	if !need && g.cfg.Challenge == ChallengeRisk && d.Action != "trusted" && g.globalNear(ctx) {
+		need, d.Rule = true, "global_near"
+	}
+	if !need {
+		g.explain(ctx, d)
+		return nil
+	}
+	if req.Proof == "" {
+		d.Action = "challenged"
+		g.explain(ctx, d)
+		return g.challengeError(ErrChallengeRequired, nil)
+	}
+	if err := g.cfg.Challenges.Verify(ctx, req.Proof); err != nil {
+		d.Action = "challenge_failed"
+		g.explain(ctx, d)
+		return g.challengeError(ErrChallengeFailed, err)
+	}
+	d.Action = "challenge_passed"
+	g.explain(ctx, d)
+	return nil
+}
+
+// challengeError answers e with a fresh challenge to solve.
+func (g *Guard) challengeError(e *verify.Error, cause error) error {
+	c, err := g.cfg.Challenges.New()
+	if err != nil {
+		return verify.ErrInternal.With(fmt.Errorf("new challenge: %w", err), 0)
+	}
+	out := e.With(cause, 0)
+	out.Challenge = c
+	return out
+}
+
+// globalNear reports whether the global brake is close to tripping.
+func (g *Guard) globalNear(ctx context.Context) bool {
+	limit := g.cfg.Limits.GlobalSendsPerMinute
+	if limit <= 0 {
+		return false
+	}
+	n, err := g.cfg.Store.Count(ctx, g.cfg.Now(), Rule{Key: "{verifyd}:rl:global:sends", Window: time.Minute})
+	return err == nil && float64(n) >= globalNearShare*float64(limit)
+}
+
+// SpendOnce answers a challenge.Spent over store: a solution is recorded
+// as one event under its own key, which allows only one.
+func SpendOnce(store Store, now func() time.Time) func(ctx context.Context, id string, until time.Time) (bool, error) {
+	return func(ctx context.Context, id string, until time.Time) (bool, error) {
+		t := now()
+		window := until.Sub(t)
+		if window <= 0 {
+			return false, nil
+		}
+		d, err := store.Allow(ctx, t, []Rule{{Key: id, Limit: 1, Window: window}})
+		return d.Allowed, err
+	}
 }
 
 // State answers "ok", or "degraded" while the Store is unreachable.

@@ -38,8 +38,9 @@ func (c *countingVerifier) Check(_ context.Context, req verify.CheckRequest) (ve
 
 // switchableStore fails while down is set, and otherwise counts in memory.
 type switchableStore struct {
-	down atomic.Bool
-	mem  *abuse.MemoryStore
+	*abuse.MemoryStore // tallies and counts
+	down               atomic.Bool
+	mem                *abuse.MemoryStore
 }
 
 func (s *switchableStore) Allow(ctx context.Context, now time.Time, rules []abuse.Rule) (abuse.Decision, error) {
@@ -282,7 +283,8 @@ func TestGuardStoreOutage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			store := &switchableStore{mem: abuse.NewMemoryStore()}
+			mem := abuse.NewMemoryStore()
+			store := &switchableStore{MemoryStore: mem, mem: mem}
 			var logs bytes.Buffer
 			g, backend, _ := newGuard(t, abuse.Config{Store: store, FailOpenSends: tt.failOpenSends, FailOpenChecks: tt.openChks,
 				Limits: abuse.Limits{IPSendsPerHour: 100, IPChecksPerHour: 100}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})

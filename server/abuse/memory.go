@@ -17,6 +17,7 @@ type MemoryStore struct {
 	mu        sync.Mutex
 	events    map[string]*window
 	lastSweep time.Time
+	tallies   memoryTallies
 }
 
 type window struct {
@@ -68,6 +69,18 @@ func (m *MemoryStore) Allow(_ context.Context, now time.Time, rules []Rule) (Dec
 		w.span = max(w.span, r.Window)
 	}
 	return refused, nil
+}
+
+// Count implements Store.
+func (m *MemoryStore) Count(_ context.Context, now time.Time, r Rule) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w := m.events[r.Key]
+	if w == nil {
+		return 0, nil
+	}
+	w.trim(now, r.Window)
+	return len(w.times), nil
 }
 
 // Undo implements Store.

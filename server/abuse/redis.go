@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -118,6 +119,15 @@ func (s *RedisStore) Undo(ctx context.Context, keys []string, event string) erro
 		return fmt.Errorf("redis undo script: %w", err)
 	}
 	return nil
+}
+
+// Count implements Store.
+func (s *RedisStore) Count(ctx context.Context, now time.Time, r Rule) (int, error) {
+	n, err := s.client.ZCount(ctx, r.Key, "("+strconv.FormatInt(now.Add(-r.Window).UnixMilli(), 10), "+inf").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis count: %w", err)
+	}
+	return int(n), nil
 }
 
 // Ping checks that Redis answers, for readiness.

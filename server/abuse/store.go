@@ -40,4 +40,7 @@ type Store interface {
 	// Undo takes the event back from the keys it was recorded under: a
 	// send that certainly did not go out must not count.
 	Undo(ctx context.Context, keys []string, event string) error
+	// Count answers the events under r.Key in r.Window, recording nothing.
+	Count(ctx context.Context, now time.Time, r Rule) (int, error)
+	Tallies
 }

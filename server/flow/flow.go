@@ -77,6 +77,8 @@ type Start struct {
 	// AcceptLanguage (the browser's header) chooses one.
 	Locale, AcceptLanguage string
 	ClientIP               netip.Addr
+	// Proof is a solved step-up challenge, "" when none was asked for.
+	Proof string
 }
 
 // Sent is a code on its way.
@@ -113,7 +115,7 @@ func (f *Flow) Start(ctx context.Context, in Start) (Sent, error) {
 		}
 	}
 	v, err := f.cfg.Verifier.Start(ctx, verify.StartRequest{
-		To: in.To, Channel: channel, Locale: locale, ClientIP: in.ClientIP,
+		To: in.To, Channel: channel, Locale: locale, ClientIP: in.ClientIP, Proof: in.Proof,
 	})
 	if err != nil {
 		if e, ok := errors.AsType[*verify.Error](err); ok && (e.Kind == verify.KindTimeout || e.Kind == verify.KindUnavailable) && verify.MaybeSent(e) {

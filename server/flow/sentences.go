@@ -43,6 +43,11 @@ func SentMessage(n verify.Number, ch verify.Channel, again bool) string {
 // out and no readable answer came back.
 const MaybeSentMessage = "We could not confirm that the code was sent. It may still arrive: wait a moment before asking for another."
 
+// ChallengeNeedsScript is what a page without JavaScript says when a send
+// needs the proof-of-work step-up, which only a script can solve.
+const ChallengeNeedsScript = "To protect this service from abuse, sending a code to this number right now needs " +
+	"JavaScript, which your browser has turned off. Turn it on and try again, or try again later."
+
 // VerifiedMessage is the JSON API's answer to an approved check.
 const VerifiedMessage = "Your phone number is verified."
 

@@ -37,6 +37,9 @@ type Error struct {
 	// MaybeSent marks a failed start whose request went out without an
 	// answer that can be read: its code may still arrive. See MaybeSent.
 	MaybeSent bool
+	// Challenge, when set, is what the client must solve before asking
+	// again (a proof-of-work step-up); the JSON answer carries it.
+	Challenge any
 }
 
 func (e *Error) Error() string {

@@ -53,6 +53,9 @@ type StartRequest struct {
 	// ClientIP is the address of the person asking (after trusted proxies),
 	// for per-client limits; the zero Addr when unknown.
 	ClientIP netip.Addr
+	// Proof is a solved step-up challenge (an ALTCHA payload), when the
+	// client was asked for one; "" otherwise.
+	Proof string
 }
 
 // CheckRequest asks a backend whether a code is right. Exactly one of To and

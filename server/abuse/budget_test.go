@@ -1,0 +1,204 @@
+package abuse_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"verifyd/server/abuse"
+	"verifyd/server/challenge"
+	"verifyd/server/verify"
+	"verifyd/server/verify/verifytest"
+)
+
+// TestTallies: rolling hour and day and the busiest earlier day, on both
+// stores.
+func TestTallies(t *testing.T) {
+	stores(t, func(t *testing.T, s abuse.Store) {
+		ctx := context.Background()
+		series := "s:test:" + t.Name()
+		add := func(at time.Time, n int) {
+			for range n {
+				if err := s.Add(ctx, at, series); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		now := time.Date(2026, 11, 20, 0, 30, 0, 0, time.UTC) // just after midnight: yesterday counts
+		add(now.AddDate(0, 0, -3), 7)                         // a busy day three days ago
+		add(now.AddDate(0, 0, -2), 4)
+		add(now.Add(-23*time.Hour), 2) // yesterday, within 24 hours
+		add(now.Add(-2*time.Hour), 3)  // yesterday evening
+		add(now.Add(-20*time.Minute), 5)
+		add(now, 1)
+		got, err := s.Read(ctx, now, series, "s:nothing")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (abuse.Tally{Hour: 6, Day: 11, MaxDay: 7}); got[0] != want {
+			t.Errorf("Read = %+v, want %+v", got[0], want)
+		}
+		if got[1] != (abuse.Tally{}) {
+			t.Errorf("an empty series reads %+v", got[1])
+		}
+		if ok, _ := s.Marked(ctx, "m:"+t.Name()); ok {
+			t.Error("marked before Mark")
+		}
+		if err := s.Mark(ctx, "m:"+t.Name(), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.Marked(ctx, "m:"+t.Name()); !ok || err != nil {
+			t.Errorf("Marked after Mark = %v, %v", ok, err)
+		}
+	})
+}
+
+// okVerifier sends and approves everything, counting.
+type okVerifier struct{ countingVerifier }
+
+func newBudgetGuard(t *testing.T, mode abuse.BudgetMode, ch abuse.ChallengeMode, global int) (*abuse.Guard, *verifytest.Clock, *[]abuse.BudgetDecision) {
+	t.Helper()
+	store := abuse.NewMemoryStore()
+	iss, err := challenge.New(challenge.Config{Key: []byte(strings.Repeat("c", 32)), MaxNumber: 1000, TTL: time.Minute,
+		Spent: abuse.SpendOnce(store, time.Now)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []abuse.BudgetDecision
+	clk := verifytest.NewClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	g, err := abuse.NewGuard(abuse.Config{Next: &okVerifier{}, Store: store, Now: clk.Now,
+		Limits:     abuse.Limits{GlobalSendsPerMinute: global},
+		Budgets:    abuse.Budgets{Mode: mode, CountryFloor: 12, PrefixFloor: 6},
+		Challenge:  ch,
+		Challenges: iss,
+		Observe:    func(d abuse.BudgetDecision) { mu.Lock(); seen = append(seen, d); mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, clk, &seen
+}
+
+// gbNumber answers distinct valid UK mobiles in one prefix (+447400…).
+func gbNumber(i int) string { return fmt.Sprintf("+4474001%05d", i) }
+
+func TestBudgetsHoldAPumpedPrefix(t *testing.T) {
+	g, clk, seen := newBudgetGuard(t, abuse.BudgetsEnforce, abuse.ChallengeNever, 0)
+	// Prefix floor 6 a day: an hour may have a sixth of it, 1 unverified
+	// code in +44740 (44, then three digits); the sends beyond refuse.
+	var refused int
+	for i := range 10 {
+		if err := start(g, gbNumber(i), netipAddr(i)); errors.Is(err, abuse.ErrOverBudget) {
+			refused++
+		} else if err != nil {
+			t.Fatalf("send %d = %v", i, err)
+		}
+	}
+	if refused != 9 {
+		t.Errorf("%d of 10 unverified sends refused, want 9 (the hourly prefix budget is 1)", refused)
+	}
+	last := (*seen)[len(*seen)-1]
+	if last.Rule != "prefix_hour" || last.Scope != "+44740" || last.Country != "GB" || last.Action != "refused" ||
+		last.Budget != 1 || last.Unverified != 1 {
+		t.Errorf("the last decision %+v, want prefix_hour on +44740 refused: 1 unverified, budget 1", last)
+	}
+	// Another country is not held back.
+	if err := start(g, "+14155552671", netipAddr(99)); err != nil {
+		t.Errorf("a send to another country = %v", err)
+	}
+	// Honest use verifies its codes: in the same prefix, sends that are
+	// verified keep the unverified count down and go on.
+	clk.Advance(2 * time.Hour)
+	for i := range 30 {
+		n := fmt.Sprintf("+4474002%05d", i)
+		if err := start(g, n, netipAddr(i)); err != nil {
+			t.Fatalf("honest send %d (each verified) = %v", i, err)
+		}
+		if err := check(g, n, netipAddr(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A number verified before is never held back, even over budget.
+	clk.Advance(2 * time.Hour)
+	trusted := gbNumber(0)
+	check(g, trusted, netipAddr(1))
+	for i := 100; i < 110; i++ {
+		start(g, gbNumber(i), netipAddr(i))
+	}
+	if err := start(g, trusted, netipAddr(2)); err != nil {
+		t.Errorf("a number verified before = %v, want it through", err)
+	}
+}
+
+// netipAddr answers a distinct client address for i, so the per-client
+// limits stay out of the way.
+func netipAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{198, 51, byte(i / 256), byte(i % 256)})
+}
+
+func TestBudgetsShadow(t *testing.T) {
+	g, _, seen := newBudgetGuard(t, abuse.BudgetsShadow, abuse.ChallengeNever, 0)
+	for i := range 10 {
+		if err := start(g, gbNumber(i), netipAddr(i)); err != nil {
+			t.Fatalf("send %d in shadow mode = %v, want it through", i, err)
+		}
+	}
+	var shadow int
+	for _, d := range *seen {
+		if d.Action == "shadow" {
+			shadow++
+		}
+	}
+	if shadow != 9 {
+		t.Errorf("%d shadow decisions, want 9", shadow)
+	}
+}
+
+func TestBudgetsStepUp(t *testing.T) {
+	g, _, _ := newBudgetGuard(t, abuse.BudgetsEnforce, abuse.ChallengeRisk, 0)
+	if err := start(g, gbNumber(0), netipAddr(0)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := g.Start(context.Background(), verify.StartRequest{To: verifytest.Number(gbNumber(2)), Channel: verify.ChannelSMS})
+	var e *verify.Error
+	if !errors.As(err, &e) || e.Code != "challenge_required" || e.Challenge == nil {
+		t.Fatalf("over budget with risk mode = %v, want challenge_required with a challenge", err)
+	}
+	solution, err := challenge.Solve(e.Challenge.(challenge.Challenge))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := verify.StartRequest{To: verifytest.Number(gbNumber(2)), Channel: verify.ChannelSMS, Proof: solution}
+	if _, err := g.Start(context.Background(), req); err != nil {
+		t.Errorf("with the solution = %v, want it through", err)
+	}
+	req.To = verifytest.Number(gbNumber(3))
+	if _, err := g.Start(context.Background(), req); !errors.Is(err, abuse.ErrChallengeFailed) {
+		t.Errorf("the same solution again = %v, want %s", err, abuse.ErrChallengeFailed.Code)
+	}
+}
+
+func TestChallengeWhenTheGlobalBrakeIsNear(t *testing.T) {
+	g, _, _ := newBudgetGuard(t, abuse.BudgetsOff, abuse.ChallengeRisk, 10)
+	for i := range 8 {
+		if err := start(g, fmt.Sprintf("+1415555%04d", i), netipAddr(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := start(g, "+14155559999", netipAddr(9)); !errors.Is(err, abuse.ErrChallengeRequired) {
+		t.Errorf("with 8 of 10 global sends used = %v, want %s", err, abuse.ErrChallengeRequired.Code)
+	}
+}
+
+func TestChallengeAlways(t *testing.T) {
+	g, _, _ := newBudgetGuard(t, abuse.BudgetsOff, abuse.ChallengeAlways, 0)
+	if err := start(g, "+14155552671", netipAddr(1)); !errors.Is(err, abuse.ErrChallengeRequired) {
+		t.Errorf("a first send with SEND_CHALLENGE=always = %v, want %s", err, abuse.ErrChallengeRequired.Code)
+	}
+}
