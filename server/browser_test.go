@@ -21,6 +21,7 @@ import (
 
 	"verifyd/server"
 	"verifyd/server/abuse"
+	"verifyd/server/challenge"
 	"verifyd/server/flow"
 	"verifyd/server/receipt"
 	"verifyd/server/receipt/receipttest"
@@ -73,12 +74,22 @@ func startSite(t *testing.T, cooldown time.Duration) (string, *inbox) {
 // hand them back to.
 func startSiteWith(t *testing.T, cooldown time.Duration, receipts *receipt.Issuer, returns []string) (string, *inbox) {
 	t.Helper()
+	return startSiteGuarded(t, cooldown, receipts, returns, nil)
+}
+
+// startSiteGuarded is startSiteWith with more of the guard configured.
+func startSiteGuarded(t *testing.T, cooldown time.Duration, receipts *receipt.Issuer, returns []string, more func(*abuse.Config)) (string, *inbox) {
+	t.Helper()
 	box := &inbox{codes: map[string][]string{}}
 	eng, err := engine.New(engine.Config{Sender: box})
 	if err != nil {
 		t.Fatal(err)
 	}
-	guard, err := abuse.NewGuard(abuse.Config{Next: eng, Limits: abuse.Limits{PhoneCooldown: cooldown}})
+	gcfg := abuse.Config{Next: eng, Limits: abuse.Limits{PhoneCooldown: cooldown}}
+	if more != nil {
+		more(&gcfg)
+	}
+	guard, err := abuse.NewGuard(gcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,4 +406,42 @@ func TestBrowserContinueHandsBackTheReceipt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBrowserPassesTheStepUp: when every send needs a proof of work, the
+// form's script solves it in a Web Worker and the person sees only the
+// next step; without script the page says the step needs JavaScript.
+func TestBrowserPassesTheStepUp(t *testing.T) {
+	always := func(c *abuse.Config) {
+		store := abuse.NewMemoryStore()
+		iss, err := challenge.New(challenge.Config{Key: []byte(strings.Repeat("c", 32)), MaxNumber: 5000,
+			TTL: time.Minute, Spent: abuse.SpendOnce(store, time.Now)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Store, c.Challenge, c.Challenges = store, abuse.ChallengeAlways, iss
+	}
+	t.Run("js", func(t *testing.T) {
+		site, box := startSiteGuarded(t, 30*time.Second, nil, nil, always)
+		ctx := newChrome(t, 1280, 800)
+		run(t, ctx, "send a code", chromedp.Navigate(site+"/"), chromedp.SendKeys("#phone", testNumber, chromedp.ByQuery),
+			chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByQuery))
+		if box.count(testNumber) != 1 {
+			t.Errorf("%d codes sent after the step-up, want 1", box.count(testNumber))
+		}
+		shot(t, ctx, "js-desktop-2-after-stepup")
+	})
+	t.Run("nojs", func(t *testing.T) {
+		site, box := startSiteGuarded(t, 30*time.Second, nil, nil, always)
+		ctx := newChrome(t, 1280, 800)
+		run(t, ctx, "turn scripts off", emulation.SetScriptExecutionDisabled(true))
+		run(t, ctx, "send a code", chromedp.Navigate(site+"/"), chromedp.SendKeys("#phone", testNumber, chromedp.ByQuery),
+			chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible(`#phone[aria-invalid="true"]`, chromedp.ByQuery))
+		var msg string
+		run(t, ctx, "read the message", chromedp.Text("#phone-error", &msg, chromedp.ByQuery))
+		if !strings.Contains(msg, "needs JavaScript") || box.count(testNumber) != 0 {
+			t.Errorf("without script the step-up says %q with %d codes sent; want it to say it needs JavaScript, and none", msg, box.count(testNumber))
+		}
+		shot(t, ctx, "nojs-desktop-1-stepup")
+	})
 }

@@ -3,6 +3,7 @@ package abuse
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 	"time"
@@ -184,10 +185,14 @@ func (g *Guard) explain(ctx context.Context, d BudgetDecision) {
 	if g.cfg.Observe != nil {
 		g.cfg.Observe(d)
 	}
-	if d.Rule == "" && d.Action != "challenge_passed" {
+	level := slog.LevelWarn
+	switch d.Action {
+	case "allowed", "trusted":
 		return
+	case "challenge_passed":
+		level = slog.LevelInfo
 	}
-	g.cfg.Logger.WarnContext(ctx, "fraud budget", "action", d.Action, "rule", d.Rule, "country", d.Country,
+	g.cfg.Logger.Log(ctx, level, "fraud budget", "action", d.Action, "rule", d.Rule, "country", d.Country,
 		"scope", d.Scope, "unverified", d.Unverified, "budget", d.Budget, "sends", d.Sends, "approvals", d.Approvals,
 		"mode", g.cfg.Budgets.Mode.String())
 }

@@ -315,15 +315,22 @@ func (g *Guard) Check(ctx context.Context, req verify.CheckRequest) (verify.Veri
 // stepUp applies the conversion budgets and the challenge policy to a send.
 func (g *Guard) stepUp(ctx context.Context, req verify.StartRequest) error {
 	need := g.cfg.Challenge == ChallengeAlways
-	d := BudgetDecision{Action: "allowed"}
+	country, _ := g.scopes(req.To)
+	d := BudgetDecision{Country: country, Scope: country, Action: "allowed"}
+	if need {
+		d.Rule = "always"
+	}
 	if g.cfg.Budgets.Mode != BudgetsOff {
 		var err error
+		rule := d.Rule
 		if d, err = g.judge(ctx, req.To); err != nil {
 			// The store is down: the limits that follow answer that, open
 			// or closed as configured.
 			return nil
 		}
-		if d.Rule != "" {
+		if d.Rule == "" {
+			d.Rule = rule
+		} else {
 			switch {
 			case g.cfg.Budgets.Mode == BudgetsShadow:
 				d.Action = "shadow"
