@@ -6,7 +6,7 @@ BIN     := bin/verifyd
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test race fuzz vet staticcheck bench soak clean
+.PHONY: run build test race fuzz vet staticcheck bench soak pumping clean
 
 run:
 	@set -a; [ -f .env ] && . ./.env; set +a; exec $(GO) run ./cmd/verifyd
@@ -45,6 +45,13 @@ soak: build
 	$(GO) build -o bin/twilio-standin ./cmd/twilio-standin
 	$(GO) build -o bin/verifyd-soak ./cmd/verifyd-soak
 	bin/verifyd-soak $(SOAK_FLAGS)
+
+# An SMS-pumping attack from 1,000 rotating addresses against honest users
+# in other countries, with conversion budgets on and then off; prints what
+# got through (see README, Abuse and fraud protection). Not part of `make test`.
+pumping: build
+	$(GO) build -o bin/verifyd-pumping ./cmd/verifyd-pumping
+	bin/verifyd-pumping $(PUMPING_FLAGS)
 
 clean:
 	rm -rf bin
