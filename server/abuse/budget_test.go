@@ -202,3 +202,37 @@ func TestChallengeAlways(t *testing.T) {
 		t.Errorf("a first send with SEND_CHALLENGE=always = %v, want %s", err, abuse.ErrChallengeRequired.Code)
 	}
 }
+
+// TestBudgetsCountryRules: a country's own hourly and daily budgets hold
+// sends spread over its prefixes and over the hours.
+func TestBudgetsCountryRules(t *testing.T) {
+	g, clk, seen := newBudgetGuard(t, abuse.BudgetsEnforce, abuse.ChallengeNever, 0)
+	prefixes := []string{"+447400", "+447500", "+447700", "+447800", "+447900"}
+	n := 0
+	send := func() error {
+		n++
+		return start(g, fmt.Sprintf("%s%06d", prefixes[n%len(prefixes)], n), netipAddr(n))
+	}
+	// Country floor 12 a day: 2 unverified an hour, whatever the prefix.
+	for i := range 2 {
+		if err := send(); err != nil {
+			t.Fatalf("send %d = %v", i, err)
+		}
+	}
+	if err := send(); !errors.Is(err, abuse.ErrOverBudget) || (*seen)[len(*seen)-1].Rule != "country_hour" {
+		t.Fatalf("a third unverified send in the hour = %v (%+v), want country_hour", err, (*seen)[len(*seen)-1])
+	}
+	// Two an hour for six hours fill the day's 12.
+	for h := 1; h < 6; h++ {
+		clk.Advance(time.Hour)
+		for i := range 2 {
+			if err := send(); err != nil {
+				t.Fatalf("hour %d send %d = %v", h, i, err)
+			}
+		}
+	}
+	clk.Advance(time.Hour)
+	if err := send(); !errors.Is(err, abuse.ErrOverBudget) || (*seen)[len(*seen)-1].Rule != "country_day" {
+		t.Errorf("the 13th unverified send in a day = %v (%+v), want country_day", err, (*seen)[len(*seen)-1])
+	}
+}
