@@ -48,6 +48,10 @@ func TestStepUpThroughRun(t *testing.T) {
 	if n := standin.Requests(); n != 2 {
 		t.Errorf("Twilio saw %d sends, want 2", n)
 	}
+	if _, metrics := in.get(t, "/metrics"); !strings.Contains(metrics, `verifyd_fraud_decisions_total{action="challenged",country="US",rule="always"} 1`) ||
+		!strings.Contains(metrics, `verifyd_fraud_decisions_total{action="challenge_passed",country="US",rule="always"} 2`) {
+		t.Errorf("/metrics does not count the decisions:\n%s", grepLines(metrics, "fraud"))
+	}
 	var explained bool
 	for _, l := range in.logs.logLines(t) {
 		explained = explained || (l["msg"] == "fraud budget" && l["action"] == "challenged")
@@ -69,4 +73,14 @@ func solveFrom(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(s)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
