@@ -21,7 +21,7 @@ import (
 	"verifyd/server/receipt"
 	"verifyd/server/verify"
 	"verifyd/server/verify/engine"
-	"verifyd/server/verify/twilioverify"
+	"verifyd/server/twiliohttp"
 )
 
 // config is verifyd's whole configuration, read from the environment. Field
@@ -255,28 +255,28 @@ func (c *config) check(vars map[string]string) problems {
 func (c *config) checkTwilio() problems {
 	var p problems
 	bad := p.add
-	if err := twilioverify.CheckAccountSID(c.TwilioAccountSID); err != nil {
+	if err := twiliohttp.CheckAccountSID(c.TwilioAccountSID); err != nil {
 		bad("TWILIO_ACCOUNT_SID", "required: %v", err)
 	}
-	if err := twilioverify.CheckServiceSID(c.TwilioServiceSID); err != nil {
+	if err := twiliohttp.CheckServiceSID(c.TwilioServiceSID); err != nil {
 		bad("TWILIO_VERIFY_SERVICE_SID", "required: %v", err)
 	}
 	switch {
 	case c.TwilioAPIKey != "" || c.TwilioAPISecret != "":
-		if err := twilioverify.CheckAPIKey(c.TwilioAPIKey); err != nil {
+		if err := twiliohttp.CheckAPIKey(c.TwilioAPIKey); err != nil {
 			bad("TWILIO_API_KEY", "%v", err)
 		}
-		if err := twilioverify.CheckCredential(string(c.TwilioAPISecret)); err != nil {
+		if err := twiliohttp.CheckCredential(string(c.TwilioAPISecret)); err != nil {
 			bad("TWILIO_API_SECRET", "required with TWILIO_API_KEY: %v", err)
 		}
 	case c.TwilioAuthToken == "":
 		bad("TWILIO_AUTH_TOKEN", "required (or TWILIO_API_KEY and TWILIO_API_SECRET)")
 	default:
-		if err := twilioverify.CheckCredential(string(c.TwilioAuthToken)); err != nil {
+		if err := twiliohttp.CheckCredential(string(c.TwilioAuthToken)); err != nil {
 			bad("TWILIO_AUTH_TOKEN", "%v", err)
 		}
 	}
-	if _, err := twilioverify.CheckBaseURL(c.TwilioBaseURL); err != nil {
+	if _, err := twiliohttp.CheckBaseURL(c.TwilioBaseURL); err != nil {
 		bad("TWILIO_VERIFY_BASE_URL", "%v", err)
 	}
 	if c.TwilioConnectTimeout <= 0 {

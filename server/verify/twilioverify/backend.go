@@ -23,6 +23,7 @@ import (
 	"github.com/twilio/twilio-go/client"
 	openapi "github.com/twilio/twilio-go/rest/verify/v2"
 
+	"verifyd/server/twiliohttp"
 	"verifyd/server/verify"
 )
 
@@ -123,10 +124,10 @@ func New(cfg Config) (*Backend, error) {
 		check func(string) error
 		value string
 	}{
-		{"AccountSID", CheckAccountSID, cfg.AccountSID},
-		{"ServiceSID", CheckServiceSID, cfg.ServiceSID},
-		{"Username", CheckCredential, cfg.Username},
-		{"Password", CheckCredential, cfg.Password},
+		{"AccountSID", twiliohttp.CheckAccountSID, cfg.AccountSID},
+		{"ServiceSID", twiliohttp.CheckServiceSID, cfg.ServiceSID},
+		{"Username", twiliohttp.CheckCredential, cfg.Username},
+		{"Password", twiliohttp.CheckCredential, cfg.Password},
 	} {
 		if err := c.check(c.value); err != nil {
 			return nil, fmt.Errorf("twilio: %s %w", c.name, err)
@@ -138,7 +139,7 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultBaseURL
 	}
-	base, err := CheckBaseURL(cfg.BaseURL)
+	base, err := twiliohttp.CheckBaseURL(cfg.BaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("twilio: BaseURL %w", err)
 	}
@@ -161,7 +162,8 @@ func New(cfg Config) (*Backend, error) {
 	case cfg.MaxRetries < 0:
 		b.maxRetries = 0
 	}
-	b.transport = newTransport(cfg)
+	b.transport = twiliohttp.NewTransport(twiliohttp.Options{ConnectTimeout: cfg.ConnectTimeout,
+		MaxConns: cfg.MaxConns, Proxy: cfg.Proxy, TLSConfig: cfg.TLSConfig})
 	return b, nil
 }
 
@@ -228,10 +230,10 @@ func (b *Backend) Close() { b.transport.CloseIdleConnections() }
 // client (a few allocations, no I/O, no environment reads: the request
 // handler is built here rather than by NewApiServiceWithClient, which reads
 // TWILIO_EDGE and TWILIO_REGION) over the shared transport.
-func (b *Backend) api(c *call) *openapi.ApiService {
+func (b *Backend) api(c *twiliohttp.Call) *openapi.ApiService {
 	sdk := &client.Client{
 		Credentials: client.NewCredentials(b.cfg.Username, b.cfg.Password),
-		HTTPClient:  &http.Client{Transport: c, CheckRedirect: noRedirect},
+		HTTPClient:  &http.Client{Transport: c, CheckRedirect: twiliohttp.NoRedirect},
 	}
 	sdk.SetAccountSid(b.cfg.AccountSID)
 	return openapi.NewApiService(&client.RequestHandler{Client: sdk})

@@ -2,16 +2,14 @@ package twilioverify
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 
 	"github.com/twilio/twilio-go/client"
 
+	"verifyd/server/twiliohttp"
 	"verifyd/server/verify"
 )
 
@@ -73,47 +71,35 @@ func (o operation) metricName() string {
 	return "fetch_service"
 }
 
-func classify(op operation, err error, c *call, parent, ctx context.Context) error {
+func classify(op operation, err error, c *twiliohttp.Call, parent, ctx context.Context) error {
 	var te *client.TwilioRestError
 	if errors.As(err, &te) {
-		cause := fmt.Errorf("twilio %s: HTTP %d: %w", op, c.status, te)
-		return fromTwilio(op, te, c.status).With(cause, c.retryAfter)
+		cause := fmt.Errorf("twilio %s: HTTP %d: %w", op, c.Status, te)
+		return fromTwilio(op, te, c.Status).With(cause, c.RetryAfter)
 	}
-	if ue, ok := errors.AsType[*url.Error](err); ok && c.url != "" {
+	if ue, ok := errors.AsType[*url.Error](err); ok && c.URL != "" {
 		// The SDK's http.Client names the URL it built, on Twilio's own
 		// host; the log must name the one the request really went to.
-		ue.URL = c.url
+		ue.URL = c.URL
 	}
 	cause := fmt.Errorf("twilio %s: %w", op, err)
 	if e := ctxError(parent, ctx, cause); e != nil {
 		return e
 	}
-	if c.status == http.StatusUnauthorized || c.status == http.StatusForbidden {
+	if c.Status == http.StatusUnauthorized || c.Status == http.StatusForbidden {
 		// Refused credentials, whatever the body (a gateway's HTML page):
 		// retrying will not help, fixing our configuration will.
 		return verify.ErrMisconfigured.With(cause, 0)
 	}
 	// Refused or reset connections, TLS failures, non-JSON or garbled
 	// bodies: Twilio (or what stands in front of it) is not answering sanely.
-	e := verify.ErrUnavailable.With(cause, c.retryAfter)
+	e := verify.ErrUnavailable.With(cause, c.RetryAfter)
 	// Whether a code may have gone out: not when the connection was never
 	// made, nor when an error status came back; yes when a success status
 	// came with a body we could not read, or the connection broke after
 	// the request was written.
-	e.MaybeSent = (c.status >= 200 && c.status < 300) || (c.status == 0 && !neverSent(err))
+	e.MaybeSent = (c.Status >= 200 && c.Status < 300) || (c.Status == 0 && !twiliohttp.NeverSent(err))
 	return e
-}
-
-// neverSent reports whether err happened before the request could reach
-// Twilio: a dial or a TLS handshake that failed.
-func neverSent(err error) bool {
-	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "dial" {
-		return true
-	}
-	var certErr *tls.CertificateVerificationError
-	var recordErr tls.RecordHeaderError
-	var unknownAuth x509.UnknownAuthorityError
-	return errors.As(err, &certErr) || errors.As(err, &recordErr) || errors.As(err, &unknownAuth)
 }
 
 // ctxError answers the error for a call cut short by a context, or nil when

@@ -1,9 +1,19 @@
-package twilioverify
+// Package twiliohttp is the HTTP side that twilio-go leaves open, shared by
+// every backend that talks to Twilio (Verify, and the 2010 API's Messages
+// and Calls): one pooled transport sized for the server's concurrency, a
+// per-call RoundTripper that attaches the caller's context and sends the
+// request to the configured base URL, bounded reading of error bodies so
+// connections return to the pool, retries of Twilio's explicit "not
+// processed" answer (20429) only, and Twilio's own rules for SIDs,
+// credentials and base URLs.
+package twiliohttp
 
 import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,12 +34,24 @@ const (
 	maxDrain = 256 << 10
 )
 
-// newTransport builds the one transport every call shares, so connections
+// Options configure the transport and the calls.
+type Options struct {
+	// ConnectTimeout bounds the TCP connect and the TLS handshake.
+	ConnectTimeout time.Duration
+	// MaxConns is how many idle keep-alive connections to keep.
+	MaxConns int
+	// Proxy picks the proxy for a request.
+	Proxy func(*http.Request) (*url.URL, error)
+	// TLSConfig is the client TLS configuration; nil uses the system roots.
+	TLSConfig *tls.Config
+}
+
+// NewTransport builds the one transport every call shares, so connections
 // (and their TLS sessions) are reused across calls and goroutines. The SDK's
 // own default, a fresh http.Client over http.DefaultTransport, keeps 2 idle
 // connections per host: under concurrency nearly every call would open a new
 // TCP and TLS connection to Twilio.
-func newTransport(cfg Config) *http.Transport {
+func NewTransport(cfg Options) *http.Transport {
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.TLSConfig != nil {
 		tlsConf = cfg.TLSConfig.Clone()
@@ -55,9 +77,9 @@ func newTransport(cfg Config) *http.Transport {
 	}
 }
 
-// call is the RoundTripper of one SDK call. The SDK takes no context and
-// hard-codes https://verify.twilio.com, hides the response on errors and
-// never closes error bodies; call fills all three gaps:
+// Call is the RoundTripper of one SDK call. The SDK takes no context and
+// hard-codes Twilio's hosts, hides the response on errors and never closes
+// error bodies; Call fills all three gaps:
 //
 //   - it attaches the caller's context (with our deadline), so a client
 //     going away or a deadline passing cancels the upstream request;
@@ -68,31 +90,32 @@ func newTransport(cfg Config) *http.Transport {
 //
 // The SDK calls RoundTrip synchronously, once per call (redirects are not
 // followed), so the recorded fields need no lock.
-type call struct {
-	ctx  context.Context
-	base *url.URL
-	next http.RoundTripper
+type Call struct {
+	Ctx  context.Context
+	Base *url.URL
+	Next http.RoundTripper
 
-	status     int           // HTTP status of the answer, 0 if none came
-	retryAfter time.Duration // from Retry-After, 0 if absent or unreadable
-	url        string        // the URL actually called, for the log
+	Status     int           // HTTP status of the answer, 0 if none came
+	RetryAfter time.Duration // from Retry-After, 0 if absent or unreadable
+	URL        string        // the URL actually called, for the log
 }
 
-func (c *call) RoundTrip(req *http.Request) (*http.Response, error) {
-	out := req.Clone(c.ctx)
-	out.URL.Scheme = c.base.Scheme
-	out.URL.Host = c.base.Host
-	out.URL.Path = c.base.Path + req.URL.Path
+// RoundTrip implements http.RoundTripper.
+func (c *Call) RoundTrip(req *http.Request) (*http.Response, error) {
+	out := req.Clone(c.Ctx)
+	out.URL.Scheme = c.Base.Scheme
+	out.URL.Host = c.Base.Host
+	out.URL.Path = c.Base.Path + req.URL.Path
 	out.URL.RawPath = ""
 	out.Host = ""
-	c.url = out.URL.String()
+	c.URL = out.URL.String()
 
-	resp, err := c.next.RoundTrip(out)
+	resp, err := c.Next.RoundTrip(out)
 	if err != nil {
 		return nil, err
 	}
-	c.status = resp.StatusCode
-	c.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	c.Status = resp.StatusCode
+	c.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 
 	if resp.StatusCode < 400 {
 		resp.Body = drainOnClose{resp.Body}
@@ -121,8 +144,8 @@ func (d drainOnClose) Close() error {
 	return d.ReadCloser.Close()
 }
 
-// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
+// ParseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
@@ -142,5 +165,17 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// noRedirect keeps the SDK's policy: a 3xx is an answer, not a detour.
-func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+// NoRedirect keeps the SDK's policy: a 3xx is an answer, not a detour.
+func NoRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// NeverSent reports whether err happened before the request could reach
+// Twilio: a dial or a TLS handshake that failed.
+func NeverSent(err error) bool {
+	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "dial" {
+		return true
+	}
+	var certErr *tls.CertificateVerificationError
+	var recordErr tls.RecordHeaderError
+	var unknownAuth x509.UnknownAuthorityError
+	return errors.As(err, &certErr) || errors.As(err, &recordErr) || errors.As(err, &unknownAuth)
+}

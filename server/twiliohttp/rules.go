@@ -1,4 +1,4 @@
-package twilioverify
+package twiliohttp
 
 import (
 	"errors"
@@ -61,7 +61,7 @@ func CheckBaseURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		// The URL is not quoted back: userinfo would be a credential.
-		return nil, errors.New("must be an absolute http(s) URL such as " + DefaultBaseURL + ", with no credentials, query or fragment")
+		return nil, errors.New("must be an absolute http(s) URL such as https://api.twilio.com, with no credentials, query or fragment")
 	}
 	switch u.Scheme {
 	case "https":
