@@ -19,9 +19,9 @@ import (
 
 	"verifyd/server/abuse"
 	"verifyd/server/receipt"
+	"verifyd/server/twiliohttp"
 	"verifyd/server/verify"
 	"verifyd/server/verify/engine"
-	"verifyd/server/twiliohttp"
 )
 
 // config is verifyd's whole configuration, read from the environment. Field
