@@ -234,19 +234,35 @@ func (e *Engine) Start(ctx context.Context, req verify.StartRequest) (verify.Ver
 	}
 
 	if err := e.sender.Send(ctx, msg); err != nil {
-		// Take the send back, even if the caller has gone: the send must
-		// not count, and a verification whose code never left must not stay
-		// behind to be "resent".
-		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
-		defer cancel()
 		cause := fmt.Errorf("send code: %w", err)
-		if uerr := e.unsend(undoCtx, to, msg.SID, now); uerr != nil {
-			cause = errors.Join(cause, fmt.Errorf("take back send: %w", uerr))
+		// A sender reports the domain's errors (an invalid number, a
+		// destination its provider refuses, a send of unknown fate);
+		// anything else is an outage that sent nothing.
+		failure, maybeSent := verify.ErrUnavailable.With(cause, 0), false
+		if de, ok := errors.AsType[*verify.Error](err); ok {
+			failure = de.With(cause, de.RetryAfter)
+			failure.MaybeSent = de.MaybeSent
+			maybeSent = verify.MaybeSent(de)
 		}
 		if ctx.Err() != nil {
-			return verify.Verification{}, ctxError(ctx.Err()).With(cause, 0)
+			// Nobody reads the answer; the log tells why.
+			failure = ctxError(ctx.Err()).With(cause, 0)
 		}
-		return verify.Verification{}, verify.ErrUnavailable.With(cause, 0)
+		if maybeSent {
+			// The message may be on its way: the send counts, and the code
+			// stays, so that a resend sends the same one.
+			failure.MaybeSent = true
+			return verify.Verification{}, failure
+		}
+		// Certainly not sent: take the send back, even if the caller has
+		// gone, so it does not count and a code that never left is not
+		// "resent".
+		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+		defer cancel()
+		if uerr := e.unsend(undoCtx, to, msg.SID, now); uerr != nil {
+			failure.Err = errors.Join(cause, fmt.Errorf("take back send: %w", uerr))
+		}
+		return verify.Verification{}, failure
 	}
 	return out, nil
 }

@@ -642,3 +642,45 @@ func TestMemoryStoreWritesNothingOnError(t *testing.T) {
 		t.Errorf("Update with a failing fn = %v and %d records, want %v and 0", err, s.Len(), errVeto)
 	}
 }
+
+// errSender fails every send with err, remembering the codes it was given.
+type errSender struct {
+	recordingSender
+	err error
+}
+
+func (s *errSender) Send(ctx context.Context, m engine.Message) error {
+	s.recordingSender.Send(ctx, m)
+	return s.err
+}
+
+// TestSendRealOrNot: a send the provider refused is taken back and its
+// error (of the domain's kind) reaches the caller; one of unknown fate
+// counts, and its code stays for a resend.
+func TestSendRealOrNot(t *testing.T) {
+	c := newClock()
+	refused := &errSender{err: verify.ErrLandline.With(errors.New("twilio 21614"), 0)}
+	e := mustNew(t, engine.Config{Store: engine.NewMemoryStore(c.Now), Sender: refused, Now: c.Now})
+	if _, err := e.Start(context.Background(), start(alice)); !errors.Is(err, verify.ErrLandline) {
+		t.Errorf("a refused send = %v, want %v", err, verify.ErrLandline)
+	}
+	refused.err = nil
+	if v, err := e.Start(context.Background(), start(alice)); err != nil || v.SendAttempts != 1 {
+		t.Errorf("the next send = %+v, %v, want the first send of a new verification", v, err)
+	}
+
+	maybe := verify.ErrTimeout.With(errors.New("no answer"), 0)
+	unknown := &errSender{err: maybe}
+	store := engine.NewMemoryStore(c.Now)
+	e = mustNew(t, engine.Config{Store: store, Sender: unknown, Now: c.Now})
+	_, err := e.Start(context.Background(), start(alice))
+	if !errors.Is(err, verify.ErrTimeout) || !verify.AsError(err).MaybeSent {
+		t.Errorf("a send of unknown fate = %v, want %v marked maybe sent", err, verify.ErrTimeout)
+	}
+	unknown.err = nil
+	v, err := e.Start(context.Background(), start(alice))
+	msgs := unknown.all()
+	if err != nil || v.SendAttempts != 2 || msgs[0].Code != msgs[1].Code {
+		t.Errorf("the resend after = %+v, %v, want the second send of the same code", v, err)
+	}
+}
