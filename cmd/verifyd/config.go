@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,16 @@ type config struct {
 	TwilioMaxConns       int           `env:"TWILIO_MAX_CONNS" envDefault:"256"`
 
 	DevCodeSecret secret `env:"DEV_CODE_SECRET"`
+
+	// The messaging backend: codes of our own over Twilio's Messages API.
+	TwilioMessagingServiceSID string `env:"TWILIO_MESSAGING_SERVICE_SID"`
+	TwilioFromNumber          string `env:"TWILIO_FROM_NUMBER"`
+	TwilioWhatsAppFrom        string `env:"TWILIO_WHATSAPP_FROM"`
+	TwilioAPIBaseURL          string `env:"TWILIO_API_BASE_URL" envDefault:"https://api.twilio.com"`
+	CodeSecret                secret `env:"CODE_SECRET"`
+	CodeLength                int    `env:"CODE_LENGTH" envDefault:"6"`
+	AppName                   string `env:"APP_NAME"`
+	AndroidAppHash            string `env:"ANDROID_APP_HASH"`
 
 	MetricsAddr       string        `env:"METRICS_ADDR"`
 	ReadinessCacheTTL time.Duration `env:"READINESS_CACHE_TTL" envDefault:"10s"`
@@ -110,8 +121,9 @@ type config struct {
 
 // Backend names.
 const (
-	backendTwilio = "twilio"
-	backendDev    = "dev"
+	backendTwilio    = "twilio"
+	backendMessaging = "messaging"
+	backendDev       = "dev"
 )
 
 // secret is a configuration value that must never reach a log.
@@ -238,6 +250,15 @@ func (c *config) check(vars map[string]string) problems {
 	switch c.Backend {
 	case backendTwilio:
 		p = append(p, c.checkTwilio()...)
+		if _, err := twiliohttp.CheckBaseURL(c.TwilioBaseURL); err != nil {
+			bad("TWILIO_VERIFY_BASE_URL", "%v", err)
+		}
+		if err := twiliohttp.CheckServiceSID(c.TwilioServiceSID); err != nil {
+			bad("TWILIO_VERIFY_SERVICE_SID", "required: %v", err)
+		}
+	case backendMessaging:
+		p = append(p, c.checkTwilio()...)
+		p = append(p, c.checkMessaging()...)
 	case backendDev:
 		if c.DevCodeSecret != "" && len(c.DevCodeSecret) < engine.MinSecretLen {
 			bad("DEV_CODE_SECRET", "must be at least %d characters (or unset for a random one)", engine.MinSecretLen)
@@ -247,7 +268,7 @@ func (c *config) check(vars map[string]string) problems {
 				"it cannot run with APP_ENV=production (configure Twilio)")
 		}
 	default:
-		bad("VERIFY_BACKEND", "must be twilio or dev, not %q", c.Backend)
+		bad("VERIFY_BACKEND", "must be twilio, messaging or dev, not %q", c.Backend)
 	}
 	return p
 }
@@ -257,9 +278,6 @@ func (c *config) checkTwilio() problems {
 	bad := p.add
 	if err := twiliohttp.CheckAccountSID(c.TwilioAccountSID); err != nil {
 		bad("TWILIO_ACCOUNT_SID", "required: %v", err)
-	}
-	if err := twiliohttp.CheckServiceSID(c.TwilioServiceSID); err != nil {
-		bad("TWILIO_VERIFY_SERVICE_SID", "required: %v", err)
 	}
 	switch {
 	case c.TwilioAPIKey != "" || c.TwilioAPISecret != "":
@@ -276,9 +294,6 @@ func (c *config) checkTwilio() problems {
 			bad("TWILIO_AUTH_TOKEN", "%v", err)
 		}
 	}
-	if _, err := twiliohttp.CheckBaseURL(c.TwilioBaseURL); err != nil {
-		bad("TWILIO_VERIFY_BASE_URL", "%v", err)
-	}
 	if c.TwilioConnectTimeout <= 0 {
 		bad("TWILIO_CONNECT_TIMEOUT", "must be positive")
 	}
@@ -289,6 +304,69 @@ func (c *config) checkTwilio() problems {
 		bad("TWILIO_MAX_CONNS", "must be between 1 and 10000")
 	}
 	return p
+}
+
+// androidHash is the SMS Retriever's 11-character app hash.
+var androidHash = regexp.MustCompile(`^[A-Za-z0-9+/]{11}$`)
+
+// checkMessaging validates the messaging backend: its senders, its Redis,
+// its code secret, and the channels it can serve.
+func (c *config) checkMessaging() problems {
+	var p problems
+	bad := p.add
+	if _, err := twiliohttp.CheckBaseURL(c.TwilioAPIBaseURL); err != nil {
+		bad("TWILIO_API_BASE_URL", "%v", err)
+	}
+	if c.RedisURL == "" {
+		bad("REDIS_URL", "required with VERIFY_BACKEND=messaging: the codes live in Redis, shared by the instances")
+	}
+	if c.TwilioMessagingServiceSID != "" {
+		if err := twiliohttp.CheckMessagingServiceSID(c.TwilioMessagingServiceSID); err != nil {
+			bad("TWILIO_MESSAGING_SERVICE_SID", "%v", err)
+		}
+	}
+	if c.TwilioFromNumber != "" {
+		if n, err := (verify.PhoneParser{}).Parse(c.TwilioFromNumber); err != nil || n.E164() != c.TwilioFromNumber {
+			bad("TWILIO_FROM_NUMBER", "must be a Twilio number in E.164, such as +15005550006")
+		}
+	}
+	if c.TwilioMessagingServiceSID == "" && c.TwilioFromNumber == "" {
+		bad("TWILIO_MESSAGING_SERVICE_SID", "one of TWILIO_MESSAGING_SERVICE_SID (preferred) or TWILIO_FROM_NUMBER is required")
+	}
+	if c.channels.Allows(verify.ChannelCall) && c.TwilioFromNumber == "" {
+		bad("TWILIO_FROM_NUMBER", "required with call in ALLOWED_CHANNELS: calls come from a voice-capable Twilio number")
+	}
+	if c.channels.Allows(verify.ChannelWhatsApp) {
+		if n, err := (verify.PhoneParser{}).Parse(c.TwilioWhatsAppFrom); err != nil || n.E164() != c.TwilioWhatsAppFrom {
+			bad("TWILIO_WHATSAPP_FROM", "required with whatsapp in ALLOWED_CHANNELS: the WhatsApp sender in E.164")
+		}
+	}
+	switch {
+	case c.CodeSecret != "" && len(c.CodeSecret) < engine.MinSecretLen:
+		bad("CODE_SECRET", "must be at least %d characters", engine.MinSecretLen)
+	case c.CodeSecret == "" && c.AppEnv == "production":
+		bad("CODE_SECRET", "required with VERIFY_BACKEND=messaging in production: it keys the codes' hashes "+
+			"and seals, and every instance must share it")
+	}
+	if c.CodeLength < 4 || c.CodeLength > 10 {
+		bad("CODE_LENGTH", "must be between 4 and 10")
+	}
+	if c.AndroidAppHash != "" && !androidHash.MatchString(c.AndroidAppHash) {
+		bad("ANDROID_APP_HASH", "must be the 11-character app hash of the SMS Retriever API")
+	}
+	if len(c.AppName) > 30 {
+		bad("APP_NAME", "must be at most 30 characters: it goes into every SMS")
+	}
+	return p
+}
+
+// codeSecret is the engine's key: CODE_SECRET, else DEV_CODE_SECRET, else
+// nil (a random one per process).
+func (c *config) codeSecret() []byte {
+	if c.CodeSecret != "" {
+		return []byte(c.CodeSecret)
+	}
+	return secretBytes(c.DevCodeSecret)
 }
 
 func checkOrigin(o string) error {

@@ -331,12 +331,15 @@ func newBackend(cfg config, logger *slog.Logger, metrics *server.Metrics) (backe
 			return backend{}, fmt.Errorf("twilio backend: %w", err)
 		}
 		return backend{verifier: b, checks: []server.Check{{Name: "twilio", Probe: b.Ping}}, close: b.Close}, nil
+	case backendMessaging:
+		return newMessagingBackend(cfg, logger, metrics)
 	default:
 		logger.Warn("DEVELOPMENT BACKEND: codes are written to this log and never sent. " +
 			"Set TWILIO_* variables (see .env.example) to verify real phones; never run this in production.")
 		e, err := engine.New(engine.Config{
-			Sender: engine.LogSender{Logger: logger},
-			Secret: secretBytes(cfg.DevCodeSecret),
+			Sender:     engine.LogSender{Logger: logger},
+			Secret:     cfg.codeSecret(),
+			CodeLength: cfg.CodeLength,
 		})
 		if err != nil {
 			return backend{}, fmt.Errorf("development backend: %w", err)

@@ -386,6 +386,9 @@ func TestRunFailsFast(t *testing.T) {
 		{"bad configuration", nil, []string{"PORT=x", "APP_ENV=production", "TWILIO_ACCOUNT_SID=nope"},
 			[]string{"PORT", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_VERIFY_SERVICE_SID"}},
 		{"unknown flag", []string{"-nope"}, nil, []string{"nope"}},
+		{"messaging with Redis unreachable", nil, []string{"HOST=127.0.0.1", "PORT=0", "VERIFY_BACKEND=messaging",
+			"REDIS_URL=redis://127.0.0.1:" + port + "/0", "TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef",
+			"TWILIO_AUTH_TOKEN=abc123", "TWILIO_FROM_NUMBER=+15005550006"}, []string{"REDIS_URL", "does not answer"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ var (
 	accountSIDRE = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
 	serviceSIDRE = regexp.MustCompile(`^VA[0-9a-fA-F]{32}$`)
 	apiKeyRE     = regexp.MustCompile(`^SK[0-9a-fA-F]{32}$`)
+	msgServiceRE = regexp.MustCompile(`^MG[0-9a-fA-F]{32}$`)
 	// The SDK refuses anything else with 21222/21224 on every call; refusing
 	// it at startup is kinder.
 	credentialRE = regexp.MustCompile(`^[A-Za-z0-9]+$`)
@@ -33,6 +34,15 @@ func CheckAccountSID(s string) error {
 func CheckServiceSID(s string) error {
 	if !serviceSIDRE.MatchString(s) {
 		return errors.New("must be VA followed by 32 hex digits")
+	}
+	return nil
+}
+
+// CheckMessagingServiceSID checks a Messaging Service SID: "MG" and 32 hex
+// digits.
+func CheckMessagingServiceSID(s string) error {
+	if !msgServiceRE.MatchString(s) {
+		return errors.New("must be MG followed by 32 hex digits")
 	}
 	return nil
 }

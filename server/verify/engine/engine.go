@@ -70,6 +70,9 @@ type Config struct {
 
 	MaxSends  int // sends per number per TTL; default DefaultMaxSends
 	MaxChecks int // wrong checks per verification; default DefaultMaxChecks
+
+	// CodeLength is how many digits a code has, 4 to 10 (default 6).
+	CodeLength int
 }
 
 // Engine implements verify.Verifier over a Store and a Sender. It is safe for
@@ -81,6 +84,7 @@ type Engine struct {
 	ttl       time.Duration
 	maxSends  int
 	maxChecks int
+	digits    int
 	secret    []byte
 	seal      cipher.AEAD
 }
@@ -95,6 +99,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.TTL < 0 || cfg.MaxSends < 0 || cfg.MaxChecks < 0 {
 		return nil, errors.New("engine: TTL, MaxSends and MaxChecks must not be negative")
 	}
+	if cfg.CodeLength != 0 && (cfg.CodeLength < 4 || cfg.CodeLength > 10) {
+		return nil, errors.New("engine: CodeLength must be between 4 and 10")
+	}
 	e := &Engine{
 		store:     cfg.Store,
 		sender:    cfg.Sender,
@@ -102,6 +109,7 @@ func New(cfg Config) (*Engine, error) {
 		ttl:       orDefault(cfg.TTL, DefaultTTL),
 		maxSends:  orDefault(cfg.MaxSends, DefaultMaxSends),
 		maxChecks: orDefault(cfg.MaxChecks, DefaultMaxChecks),
+		digits:    orDefault(cfg.CodeLength, 6),
 		secret:    slices.Clone(cfg.Secret),
 	}
 	if e.now == nil {
@@ -416,12 +424,12 @@ func (e *Engine) newCode() (*freshCode, error) {
 	rand.Read(b[:]) // never fails: crypto/rand crashes the program instead
 	sid := "VE" + hex.EncodeToString(b[:])
 
-	// rand.Int is uniform over [0, 10^6): no modulo bias.
-	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	// rand.Int is uniform over [0, 10^digits): no modulo bias.
+	n, err := rand.Int(rand.Reader, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(e.digits)), nil))
 	if err != nil {
 		return nil, fmt.Errorf("draw code: %w", err)
 	}
-	code := fmt.Sprintf("%06d", n.Int64())
+	code := fmt.Sprintf("%0*d", e.digits, n.Int64())
 	return &freshCode{
 		sid:    sid,
 		code:   code,
@@ -462,5 +470,11 @@ func storeError(ctx context.Context, op string, err error) error {
 	if ctx.Err() != nil {
 		return ctxError(ctx.Err()).With(fmt.Errorf("%s: %w", op, err), 0)
 	}
-	return verify.ErrUnavailable.With(fmt.Errorf("%s: store: %w", op, err), 0)
+	return ErrStoreUnavailable.With(fmt.Errorf("%s: store: %w", op, err), 0)
 }
+
+// ErrStoreUnavailable answers while the code store cannot be reached: a
+// code cannot be sent or checked without it, and nothing is lost, since
+// pending codes wait in the store with their lifetime.
+var ErrStoreUnavailable = &verify.Error{Kind: verify.KindDegraded, Code: "store_unavailable",
+	Message: "Verification is temporarily unavailable. Please try again in a moment.", RetryAfter: 5 * time.Second}

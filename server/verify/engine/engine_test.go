@@ -469,12 +469,14 @@ func TestCallerLeavesDuringSend(t *testing.T) {
 func TestStoreUnavailable(t *testing.T) {
 	e := mustNew(t, engine.Config{Store: unreachableStore{}, Sender: &recordingSender{}})
 	ctx := context.Background()
-	if _, err := e.Start(ctx, start(alice)); !errors.Is(err, verify.ErrUnavailable) || !errors.Is(err, errConnRefused) {
-		t.Errorf("Start(%q) = %v, want %v caused by %v", alice, err, verify.ErrUnavailable, errConnRefused)
+	// 503 store_unavailable: a code can be neither sent nor checked
+	// without its store.
+	if _, err := e.Start(ctx, start(alice)); !errors.Is(err, engine.ErrStoreUnavailable) || !errors.Is(err, errConnRefused) {
+		t.Errorf("Start(%q) = %v, want %v caused by %v", alice, err, engine.ErrStoreUnavailable, errConnRefused)
 	}
 	for _, req := range []verify.CheckRequest{{To: verifytest.Number(alice), Code: "123456"}, {SID: "VE" + strings.Repeat("a", 32), Code: "123456"}} {
-		if _, err := e.Check(ctx, req); !errors.Is(err, verify.ErrUnavailable) {
-			t.Errorf("Check(%+v) = %v, want %v", req, err, verify.ErrUnavailable)
+		if _, err := e.Check(ctx, req); !errors.Is(err, engine.ErrStoreUnavailable) {
+			t.Errorf("Check(%+v) = %v, want %v", req, err, engine.ErrStoreUnavailable)
 		}
 	}
 }
@@ -682,5 +684,21 @@ func TestSendRealOrNot(t *testing.T) {
 	msgs := unknown.all()
 	if err != nil || v.SendAttempts != 2 || msgs[0].Code != msgs[1].Code {
 		t.Errorf("the resend after = %+v, %v, want the second send of the same code", v, err)
+	}
+}
+
+func TestCodeLength(t *testing.T) {
+	for _, n := range []int{4, 8, 10} {
+		r := newRig(t)
+		e := mustNew(t, engine.Config{Store: engine.NewMemoryStore(r.clock.Now), Sender: r.sender, Now: r.clock.Now, CodeLength: n})
+		if _, err := e.Start(context.Background(), start(alice)); err != nil {
+			t.Fatal(err)
+		}
+		if code := r.sender.all()[0].Code; len(code) != n {
+			t.Errorf("CodeLength %d sent %q", n, code)
+		}
+	}
+	if _, err := engine.New(engine.Config{Sender: &recordingSender{}, CodeLength: 3}); err == nil {
+		t.Error("CodeLength 3 accepted")
 	}
 }

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"verifyd/server"
+	"verifyd/server/verify/engine"
+	"verifyd/server/verify/messaging"
+)
+
+// redisStartTimeout bounds the first PING: an unreachable REDIS_URL stops
+// the messaging backend at start rather than failing every request.
+const redisStartTimeout = 3 * time.Second
+
+// newMessagingBackend builds the engine over a Redis store and a Twilio
+// Messages sender: codes of our own, shared by every instance.
+func newMessagingBackend(cfg config, logger *slog.Logger, metrics *server.Metrics) (backend, error) {
+	opts, err := redis.ParseURL(string(cfg.RedisURL)) // checked by loadConfig
+	if err != nil {
+		return backend{}, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, time.Second, time.Second
+	client := redis.NewClient(opts)
+	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		client.Close()
+		return backend{}, fmt.Errorf("REDIS_URL: the code store does not answer: %v", redactedRedisError(err))
+	}
+	secret := cfg.codeSecret()
+	if secret == nil {
+		secret = []byte(randomSecret())
+		logger.Warn("CODE_SECRET is not set: codes are keyed with a secret made for this process; " +
+			"pending codes stop working when it restarts, and other instances cannot check them")
+	}
+	store, err := engine.NewRedisStore(client, secret, nil)
+	if err != nil {
+		client.Close()
+		return backend{}, err
+	}
+	user, pass := cfg.TwilioAccountSID, string(cfg.TwilioAuthToken)
+	if cfg.TwilioAPIKey != "" {
+		user, pass = cfg.TwilioAPIKey, string(cfg.TwilioAPISecret)
+	}
+	host := ""
+	if cfg.PublicURL != "" {
+		if u, err := url.Parse(cfg.PublicURL); err == nil {
+			host = u.Hostname()
+		}
+	}
+	sender, err := messaging.New(messaging.Config{
+		AccountSID: cfg.TwilioAccountSID, Username: user, Password: pass, BaseURL: cfg.TwilioAPIBaseURL,
+		MessagingServiceSID: cfg.TwilioMessagingServiceSID, From: cfg.TwilioFromNumber, WhatsAppFrom: cfg.TwilioWhatsAppFrom,
+		AppName: cfg.AppName, Host: host, AndroidAppHash: cfg.AndroidAppHash,
+		ConnectTimeout: cfg.TwilioConnectTimeout, RequestTimeout: cfg.TwilioRequestTimeout, MaxConns: cfg.TwilioMaxConns,
+		Observe: metrics.ObserveUpstream,
+	})
+	if err != nil {
+		client.Close()
+		return backend{}, fmt.Errorf("messaging backend: %w", err)
+	}
+	e, err := engine.New(engine.Config{Store: &outageLogged{Store: store, logger: logger}, Sender: sender,
+		Secret: secret, CodeLength: cfg.CodeLength})
+	if err != nil {
+		client.Close()
+		return backend{}, fmt.Errorf("messaging backend: %w", err)
+	}
+	return backend{
+		verifier: e,
+		checks: []server.Check{
+			{Name: "twilio", Probe: sender.Ping},
+			{Name: "code_store", Probe: store.Ping, Fatal: redisMisconfigured},
+		},
+		close: func() { sender.Close(); client.Close() },
+	}, nil
+}
+
+// outageLogged logs the code store's outage once when it starts and once
+// when it ends, however many requests fail meanwhile.
+type outageLogged struct {
+	engine.Store
+	logger *slog.Logger
+	down   atomic.Bool
+}
+
+func (o *outageLogged) note(err error) {
+	if err != nil && o.down.CompareAndSwap(false, true) {
+		o.logger.Error("code store unreachable: sends and checks answer 503 store_unavailable until it is back",
+			"err", redactedRedisError(err))
+	}
+	if err == nil && o.down.CompareAndSwap(true, false) {
+		o.logger.Info("code store reachable again")
+	}
+}
+
+func (o *outageLogged) Update(ctx context.Context, number string, fn func(*engine.Record) (*engine.Record, error)) error {
+	var fnErr error
+	err := o.Store.Update(ctx, number, func(r *engine.Record) (*engine.Record, error) {
+		next, err := fn(r)
+		fnErr = err
+		return next, err
+	})
+	if fnErr == nil && ctx.Err() == nil {
+		o.note(err)
+	}
+	return err
+}
+
+func (o *outageLogged) NumberOf(ctx context.Context, sid string) (string, bool, error) {
+	n, ok, err := o.Store.NumberOf(ctx, sid)
+	if ctx.Err() == nil {
+		o.note(err)
+	}
+	return n, ok, err
+}
+
+// redactedRedisError is a Redis error for the log. go-redis's errors name
+// the address and the server's words, never the URL's password.
+func redactedRedisError(err error) string { return err.Error() }
+
+func randomSecret() string { return rand.Text() + rand.Text() }

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"verifyd/server/abuse/redistest"
+	"verifyd/server/verify/messaging/twilioapitest"
+)
+
+func messagingEnv(api *twilioapitest.Server, redisURL string, extra ...string) []string {
+	return append([]string{
+		"VERIFY_BACKEND=messaging", "REDIS_URL=" + redisURL,
+		"TWILIO_ACCOUNT_SID=" + api.AccountSID(), "TWILIO_AUTH_TOKEN=" + api.AuthToken(),
+		"TWILIO_API_BASE_URL=" + api.URL(), "TWILIO_FROM_NUMBER=+15005550006",
+		"CODE_SECRET=0123456789abcdef0123456789abcdef-shared", "APP_NAME=Acme",
+		"PUBLIC_URL=https://verify.example.com", "RECEIPT_AUDIENCE=https://app.example.com",
+		"LIMIT_PHONE_COOLDOWN=0s",
+	}, extra...)
+}
+
+var sentCode = regexp.MustCompile(`is (\d{6})\.`)
+
+// lastCode reads the code of the last message the stand-in accepted.
+func lastCode(t *testing.T, api *twilioapitest.Server) string {
+	t.Helper()
+	sent := api.Sent()
+	if len(sent) == 0 {
+		t.Fatal("nothing was sent")
+	}
+	m := sentCode.FindStringSubmatch(sent[len(sent)-1].Body)
+	if m == nil {
+		t.Fatalf("no code in %q", sent[len(sent)-1].Body)
+	}
+	return m[1]
+}
+
+// TestRunMessagingBackend: two instances behind one Redis send codes through
+// the Messages API and check them on either instance, a restarted instance
+// still checks pending codes, Redis holds nothing readable, and 50
+// concurrent wrong codes across both count exactly 5.
+func TestRunMessagingBackend(t *testing.T) {
+	redisSrv := redistest.Start(t)
+	api := twilioapitest.NewServer()
+	defer api.Close()
+	env := messagingEnv(api, redisSrv.URL)
+	a, b := startRun(t, env), startRun(t, env)
+
+	if status, got := a.post(t, "/api/request-otp", `{"phoneNumber":"+14155552671"}`); status != 200 {
+		t.Fatalf("request-otp on A = %d %v", status, got)
+	}
+	sent := api.Sent()[0]
+	if sent.To != "+14155552671" || sent.From != "+15005550006" || !strings.HasSuffix(sent.Body, "\n\n@verify.example.com #"+lastCode(t, api)) ||
+		!strings.Contains(sent.Body, "Acme") {
+		t.Errorf("the message was %+v", sent)
+	}
+	code := lastCode(t, api)
+	status, got := b.post(t, "/api/verify-otp", `{"phoneNumber":"+14155552671","code":"`+code+`","nonce":"n1"}`)
+	if status != 200 || got["receipt"] == nil {
+		t.Fatalf("verify-otp on B = %d %v, want 200 with a receipt", status, got)
+	}
+	if status, _ := a.post(t, "/api/verify-otp", `{"phoneNumber":"+14155552671","code":"`+code+`"}`); status != 410 {
+		t.Errorf("the approved code again on A = %d, want 410", status)
+	}
+
+	// A pending code survives a restart of the instance that sent it.
+	a.post(t, "/api/request-otp", `{"phoneNumber":"+14155552672"}`)
+	pending := lastCode(t, api)
+	a.stop(t)
+	a = startRun(t, env)
+	if status, got := a.post(t, "/api/verify-otp", `{"phoneNumber":"+14155552672","code":"`+pending+`"}`); status != 200 {
+		t.Errorf("a pending code after a restart = %d %v", status, got)
+	}
+
+	// 50 concurrent wrong codes for one verification, across both.
+	b.post(t, "/api/request-otp", `{"phoneNumber":"+14155552673"}`)
+	right := lastCode(t, api)
+	wrong := fmt.Sprintf("%06d", (mustAtoi(right)+1)%1000000)
+	var mu sync.Mutex
+	answers := map[string]int{}
+	var wg sync.WaitGroup
+	for i := range 50 {
+		in := []*instance{a, b}[i%2]
+		wg.Go(func() {
+			_, got := in.post(t, "/api/verify-otp", `{"phoneNumber":"+14155552673","code":"`+wrong+`"}`)
+			mu.Lock()
+			answers[fmt.Sprint(got["code"])]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if answers["wrong_code"] != 5 {
+		t.Errorf("50 concurrent wrong codes answered %v: want exactly 5 counted as wrong", answers)
+	}
+	if status, _ := a.post(t, "/api/verify-otp", `{"phoneNumber":"+14155552673","code":"`+right+`"}`); status == 200 {
+		t.Error("the right code after the wrong ones was accepted")
+	}
+
+	// Nothing readable at rest.
+	dump := strings.Join(redisKeys(t, redisSrv.Addr), "\n") + redisValues(t, redisSrv.Addr)
+	for _, secret := range []string{"4155552671", "4155552672", "4155552673", code, pending, right} {
+		if strings.Contains(dump, secret) {
+			t.Errorf("Redis holds %q in the clear", secret)
+		}
+	}
+	// Redis down: no code can be sent or checked without its store.
+	redisSrv.Stop()
+	if status, got := a.post(t, "/api/verify-otp", `{"phoneNumber":"+14155552674","code":"123456"}`); status != 503 || got["code"] != "store_unavailable" {
+		t.Errorf("a check with Redis down = %d %v, want 503 store_unavailable", status, got)
+	}
+	if status, _ := a.post(t, "/api/request-otp", `{"phoneNumber":"+14155552674"}`); status != 503 {
+		t.Errorf("a send with Redis down = %d, want 503", status)
+	}
+	a.post(t, "/api/verify-otp", `{"phoneNumber":"+14155552674","code":"123456"}`)
+	a.stop(t)
+	b.stop(t)
+	var outages int
+	for _, l := range a.logs.logLines(t) {
+		if strings.HasPrefix(fmt.Sprint(l["msg"]), "code store unreachable") {
+			outages++
+		}
+	}
+	if outages != 1 {
+		t.Errorf("the code store's outage was logged %d times, want once", outages)
+	}
+	for _, in := range []*instance{a, b} {
+		checkLogsClean(t, in.logs, []string{code, pending, right}, []string{api.AuthToken()}, nil)
+	}
+}
+
+// TestMessagingErrorsThroughTheStack: each Messages and Calls error reaches
+// the client as the same stable answer as Verify's.
+func TestMessagingErrorsThroughTheStack(t *testing.T) {
+	redisSrv := redistest.Start(t)
+	api := twilioapitest.NewServer()
+	defer api.Close()
+	in := startRun(t, messagingEnv(api, redisSrv.URL, "ALLOWED_CHANNELS=sms,call", "TWILIO_REQUEST_TIMEOUT=300ms"))
+	for i, tt := range []struct {
+		f      twilioapitest.Failure
+		status int
+		code   string
+	}{
+		{twilioapitest.Failure{Code: 21211, Message: "Invalid 'To' Phone Number"}, 400, "invalid_phone_number"},
+		{twilioapitest.Failure{Code: 21408, Message: "Permission to send an SMS has not been enabled"}, 403, "destination_blocked"},
+		{twilioapitest.Failure{Code: 21610, Message: "Attempt to send to unsubscribed recipient"}, 403, "recipient_unsubscribed"},
+		{twilioapitest.Failure{Code: 21614, Message: "'To' number is not a valid mobile number"}, 422, "sms_not_supported"},
+		{twilioapitest.Failure{Status: 429, Code: 20429, Message: "Too Many Requests"}, 429, "upstream_busy"},
+		{twilioapitest.Failure{Status: 401, Code: 20003, Message: "Authenticate"}, 502, "upstream_misconfigured"},
+		{twilioapitest.Failure{Status: 503, Code: 20503, Message: "Service Unavailable"}, 502, "upstream_unavailable"},
+		{twilioapitest.Failure{Hang: true}, 504, "upstream_timeout"},
+	} {
+		to := fmt.Sprintf("+1415555%04d", 3000+i)
+		api.SetFailure(to, &tt.f)
+		status, got := in.post(t, "/api/request-otp", `{"phoneNumber":"`+to+`"}`)
+		if status != tt.status || got["code"] != tt.code {
+			t.Errorf("Twilio %d = %d %v, want %d %s", tt.f.Code, status, got, tt.status, tt.code)
+		}
+	}
+	// A call's TwiML, through the whole stack.
+	if status, got := in.post(t, "/api/request-otp", `{"phoneNumber":"+14155559999","channel":"call","locale":"de"}`); status != 200 {
+		t.Fatalf("a call = %d %v", status, got)
+	}
+	call := api.Sent()[len(api.Sent())-1]
+	if call.Kind != "call" || !strings.Contains(call.Twiml, `<Say language="de-DE">Dein Bestätigungscode lautet: `) {
+		t.Errorf("the call was %+v", call)
+	}
+}
+
+func mustAtoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// redisValues answers every string value of the server at addr.
+func redisValues(t *testing.T, addr string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, k := range redisKeys(t, addr) {
+		b.WriteString(redisGet(t, addr, k))
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// redisGet answers a key's value when it is a string, "" otherwise (the
+// limiter's sorted sets hold only timestamps and random event names).
+func redisGet(t *testing.T, addr, key string) string {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	defer client.Close()
+	v, err := client.Get(context.Background(), key).Result()
+	if err != nil {
+		return ""
+	}
+	return v
+}
