@@ -93,6 +93,22 @@
     timer = setInterval(tick, 1000);
   };
 
+  // WebOTP: where the browser can read the code from the SMS (its last
+  // line names this site), fill it in and check it, with no typing.
+  let otpAbort = null;
+  const listenForCode = () => {
+    if (!('OTPCredential' in window) || !navigator.credentials) return;
+    if (otpAbort) otpAbort.abort();
+    otpAbort = new AbortController();
+    navigator.credentials.get({ otp: { transport: ['sms'] }, signal: otpAbort.signal })
+      .then((otp) => {
+        if (!otp || !otp.code || steps.code.hidden) return;
+        $('code').value = otp.code;
+        $('form-code').requestSubmit();
+      })
+      .catch(() => { /* no SMS read, or another one asked for: type it */ });
+  };
+
   const toCode = (data) => {
     number = data.phoneNumber;
     masked = data.maskedPhoneNumber;
@@ -103,6 +119,7 @@
     setError(code, $('code-error'), '');
     code.focus();
     countdown(cooldown);
+    listenForCode();
   };
 
   $('form-phone').addEventListener('submit', async (ev) => {

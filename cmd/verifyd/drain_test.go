@@ -159,7 +159,7 @@ func TestRunShedsLoad(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(b), "verifyd_load_shed_total 36") {
-		t.Errorf("/metrics lacks verifyd_load_shed_total 36")
+	if !strings.Contains(string(b), "verifyd_load_shed_total{backend=\"twilio\"} 36") {
+		t.Errorf("/metrics lacks verifyd_load_shed_total{backend=\"twilio\"} 36")
 	}
 }

@@ -88,7 +88,9 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := server.NewMetrics(reg)
+	// Every verifyd series carries the backend, so dashboards that compare
+	// (or migrate between) backends can tell them apart.
+	metrics := server.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"backend": cfg.Backend}, reg))
 
 	b, err := newBackend(cfg, logger, metrics)
 	if err != nil {

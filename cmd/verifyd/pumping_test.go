@@ -48,8 +48,8 @@ func TestStepUpThroughRun(t *testing.T) {
 	if n := standin.Requests(); n != 2 {
 		t.Errorf("Twilio saw %d sends, want 2", n)
 	}
-	if _, metrics := in.get(t, "/metrics"); !strings.Contains(metrics, `verifyd_fraud_decisions_total{action="challenged",country="US",rule="always"} 1`) ||
-		!strings.Contains(metrics, `verifyd_fraud_decisions_total{action="challenge_passed",country="US",rule="always"} 2`) {
+	if _, metrics := in.get(t, "/metrics"); !strings.Contains(metrics, `verifyd_fraud_decisions_total{action="challenged",backend="twilio",country="US",rule="always"} 1`) ||
+		!strings.Contains(metrics, `verifyd_fraud_decisions_total{action="challenge_passed",backend="twilio",country="US",rule="always"} 2`) {
 		t.Errorf("/metrics does not count the decisions:\n%s", grepLines(metrics, "fraud"))
 	}
 	var explained bool

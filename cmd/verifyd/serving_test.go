@@ -153,8 +153,8 @@ func TestProbesAndMetricsThroughRun(t *testing.T) {
 	in.post(t, "/api/request-otp", `{"phoneNumber":"`+e2eNumber+`"}`)
 	status, body := get(metricsURL)
 	for _, want := range []string{"go_goroutines", "process_resident_memory_bytes",
-		`verifyd_verifications_started_total{channel="sms",country="US",outcome="sent"} 1`,
-		`verifyd_upstream_requests_total{operation="fetch_service",result="upstream_misconfigured",twilio_code="20003"}`} {
+		`verifyd_verifications_started_total{backend="twilio",channel="sms",country="US",outcome="sent"} 1`,
+		`verifyd_upstream_requests_total{backend="twilio",operation="fetch_service",result="upstream_misconfigured",twilio_code="20003"}`} {
 		if status != 200 || !strings.Contains(body, want) {
 			t.Errorf("GET %s = %d, lacks %s", metricsURL, status, want)
 		}
