@@ -11,6 +11,9 @@
 //	POST /latency?d=200ms     sets the latency added to every answer
 //	POST /failure?status=503&code=20503, ?hang=1, or no query to clear:
 //	                          makes every request fail so until cleared
+//
+// With -api it serves the 2010 API's Messages and Calls instead (package
+// twilioapitest, plain HTTP on loopback), with no admin API.
 package main
 
 import (
@@ -29,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"verifyd/server/verify/messaging/twilioapitest"
 	"verifyd/server/verify/twilioverify/twiliotest"
 )
 
@@ -62,8 +66,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	latency := flags.Duration("latency", 0, "latency added to every answer")
 	code := flags.String("fixed-code", "123456", "the code of every verification")
 	certOut := flags.String("cert-out", "", "write the TLS certificate (PEM) here")
+	api := flags.Bool("api", false, "serve the 2010 API's Messages and Calls instead of Verify (plain HTTP), for the messaging backend")
 	if err := flags.Parse(args); err != nil {
 		return err
+	}
+	if *api {
+		a := twilioapitest.NewServer()
+		defer a.Close()
+		if err := json.NewEncoder(stdout).Encode(Ready{URL: a.URL(), AccountSID: a.AccountSID(), AuthToken: a.AuthToken()}); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return nil
 	}
 	s := twiliotest.NewServer(twiliotest.Options{TLS: true, Latency: *latency, FixedCode: *code})
 	defer s.Close()

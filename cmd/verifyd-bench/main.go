@@ -145,6 +145,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	dev.stop()
 
+	// The messaging backend: verifyd's own codes in a real redis-server,
+	// sent to the 2010 API's stand-in (a process, plain HTTP).
+	if strings.Contains("request-otp/messaging/64/0s", o.only) || strings.Contains("request-otp/messaging/1/0s", o.only) {
+		msgRows, err := messagingRows(ctx, o, dir)
+		if err != nil {
+			return fmt.Errorf("messaging: %w", err)
+		}
+		rows = append(rows, msgRows...)
+	}
+
 	fmt.Fprintf(stdout, "verifyd-bench %s, %d cores (%s)\n\n%s", time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), table(rows))
 	for _, sat := range sats {
 		fmt.Fprintf(stdout, "\nsaturation, %s, %d connections, closed loop for %v each:\n"+
@@ -224,6 +234,69 @@ func saturateBoth(ctx context.Context, o options, st *standin, v *verifyd, op st
 	}
 	fmt.Fprintf(os.Stderr, "saturation %s c=%d: direct %.0f/s, verifyd %.0f/s\n", op, conc, s.Direct, s.Proxy)
 	return s, nil
+}
+
+// messagingRows runs request-otp on the messaging backend at 1 and 64
+// connections, against a redis-server and the 2010 API's stand-in.
+func messagingRows(ctx context.Context, o options, dir string) ([]row, error) {
+	redisPort, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(redisPort)
+	redis := exec.CommandContext(ctx, "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	if err := redis.Start(); err != nil {
+		return nil, fmt.Errorf("start redis-server (apt-get install redis-server): %w", err)
+	}
+	defer func() { redis.Process.Kill(); redis.Wait() }()
+	api := exec.CommandContext(ctx, o.standin, "-api")
+	out, err := api.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := api.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { api.Process.Signal(os.Interrupt); api.Wait() }()
+	var ready struct {
+		URL        string `json:"url"`
+		AccountSID string `json:"account_sid"`
+		AuthToken  string `json:"auth_token"`
+	}
+	line, err := bufio.NewReader(out).ReadBytes('\n')
+	if err != nil || json.Unmarshal(line, &ready) != nil {
+		return nil, fmt.Errorf("the 2010 stand-in said %q: %v", line, err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("tcp", redisPort)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.New("redis-server never listened")
+		}
+	}
+	v, err := startVerifyd(ctx, o.verifyd, &standin{}, dir, []string{"VERIFY_BACKEND=messaging",
+		"REDIS_URL=redis://" + redisPort + "/0", "TWILIO_API_BASE_URL=" + ready.URL,
+		"TWILIO_ACCOUNT_SID=" + ready.AccountSID, "TWILIO_AUTH_TOKEN=" + ready.AuthToken,
+		"TWILIO_FROM_NUMBER=+15005550006", "CODE_SECRET=bench-code-secret-0123456789abcdef"})
+	if err != nil {
+		return nil, err
+	}
+	defer v.stop()
+	var rows []row
+	for _, conc := range []int{1, 64} {
+		if !strings.Contains(fmt.Sprintf("request-otp/messaging/%d/0s", conc), o.only) {
+			continue
+		}
+		r, err := scenario(ctx, o, nil, v, "request-otp", conc, 0, "")
+		if err != nil {
+			return nil, fmt.Errorf("request-otp c=%d: %w", conc, err)
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
 }
 
 // offered answers the open-loop rate and the duration of a scenario. With an
@@ -505,8 +578,10 @@ func startVerifyd(ctx context.Context, bin string, st *standin, dir string, extr
 		"FRAUD_BUDGETS=off", "SEND_CHALLENGE=never")
 	env = append(env, extra...)
 	v := &verifyd{url: "http://" + addr, debugURL: "http://" + debug, backend: "twilio", clockTick: 100}
-	if len(extra) > 0 {
-		v.backend = "dev"
+	for _, kv := range extra {
+		if b, ok := strings.CutPrefix(kv, "VERIFY_BACKEND="); ok {
+			v.backend = b
+		}
 	}
 	v.cmd = exec.CommandContext(ctx, bin)
 	v.cmd.Env = env
