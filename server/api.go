@@ -18,8 +18,10 @@ import (
 
 type requestOTPBody struct {
 	PhoneNumber string `json:"phoneNumber"`
-	Channel     string `json:"channel"`
-	Locale      string `json:"locale"`
+	// Country (ISO 3166 alpha-2) reads a national number in that country.
+	Country string `json:"country"`
+	Channel string `json:"channel"`
+	Locale  string `json:"locale"`
 	// Altcha is a solved step-up challenge (base64 ALTCHA payload), sent
 	// again after a challenge_required answer.
 	Altcha string `json:"altcha"`
@@ -38,6 +40,7 @@ type requestOTPResponse struct {
 
 type verifyOTPBody struct {
 	PhoneNumber     string     `json:"phoneNumber"`
+	Country         string     `json:"country"`
 	VerificationSID string     `json:"verificationSid"`
 	Code            flexString `json:"code"`
 	Nonce           *string    `json:"nonce"`
@@ -59,7 +62,7 @@ func handleRequestOTP(fl *flow.Flow) echo.HandlerFunc {
 		if err := decodeJSON(c, &body); err != nil {
 			return err
 		}
-		num, err := fl.Number(body.PhoneNumber)
+		num, err := fl.NumberIn(body.PhoneNumber, body.Country)
 		if err != nil {
 			return err
 		}
@@ -115,7 +118,7 @@ func handleVerifyOTP(fl *flow.Flow) echo.HandlerFunc {
 		}
 		in := flow.Check{SID: body.VerificationSID, Code: string(body.Code), ClientIP: clientIP(c)}
 		if body.PhoneNumber != "" {
-			num, err := fl.Number(body.PhoneNumber)
+			num, err := fl.NumberIn(body.PhoneNumber, body.Country)
 			if err != nil {
 				return verifyOTPResponse{}, err
 			}

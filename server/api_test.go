@@ -550,3 +550,43 @@ func TestPreflightIsAnAnswer(t *testing.T) {
 		t.Errorf("no access line for the preflight:\n%s", logs.String())
 	}
 }
+
+// TestCountryField: a national number is read in the country the client
+// chose, an international one as such, and an unknown country is refused
+// before anything is sent.
+func TestCountryField(t *testing.T) {
+	for _, tt := range []struct {
+		name, body string
+		status     int
+		want       string // E.164 sent upstream, or the error code
+	}{
+		{"US national", `{"phoneNumber":"(415) 555-2671","country":"US"}`, 200, "+14155552671"},
+		{"GB national", `{"phoneNumber":"07400 123456","country":"gb"}`, 200, "+447400123456"},
+		{"GB with the international prefix", `{"phoneNumber":"00 44 7400 123456","country":"GB"}`, 200, "+447400123456"},
+		{"international whatever the country", `{"phoneNumber":"+44 7400 123456","country":"US"}`, 200, "+447400123456"},
+		{"national without a country", `{"phoneNumber":"07400 123456"}`, 400, "invalid_phone_number"},
+		{"a national number of another country", `{"phoneNumber":"07400 123456","country":"US"}`, 400, "invalid_phone_number"},
+		{"unknown country", `{"phoneNumber":"07400 123456","country":"XX"}`, 400, "invalid_country"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := &recordingVerifier{}
+			rec := postJSON(newTestHandler(t, v, handlerOpts{}), "/api/request-otp", tt.body)
+			got := decodeBody(t, rec)
+			if rec.Code != tt.status {
+				t.Fatalf("POST %s = %d %v, want %d", tt.body, rec.Code, got, tt.status)
+			}
+			if tt.status == 200 && (len(v.starts) != 1 || v.starts[0].To.E164() != tt.want) {
+				t.Errorf("POST %s sent %v upstream, want %s", tt.body, v.starts, tt.want)
+			}
+			if tt.status != 200 && (got["code"] != tt.want || v.calls() != 0) {
+				t.Errorf("POST %s = %v with %d calls upstream, want %s and none", tt.body, got, v.calls(), tt.want)
+			}
+		})
+	}
+	// verify-otp reads the number the same way.
+	v := &recordingVerifier{}
+	rec := postJSON(newTestHandler(t, v, handlerOpts{}), "/api/verify-otp", `{"phoneNumber":"07400 123456","country":"GB","code":"123456"}`)
+	if rec.Code != 200 || len(v.checks) != 1 || v.checks[0].To.E164() != "+447400123456" {
+		t.Errorf("verify-otp with a GB national number = %d, checks %v", rec.Code, v.checks)
+	}
+}

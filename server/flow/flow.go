@@ -51,6 +51,20 @@ func (f *Flow) Number(input string) (verify.Number, error) {
 	return f.cfg.Phones.Parse(input)
 }
 
+// NumberIn reads a phone number in the country a person chose (ISO 3166
+// alpha-2; "" for the default region): "(415) 555-2671" with US, "07400
+// 123456" with GB, and "+44 7400 123456" or "00 44 7400 123456" as such.
+func (f *Flow) NumberIn(input, country string) (verify.Number, error) {
+	if country == "" {
+		return f.cfg.Phones.Parse(input)
+	}
+	region, err := verify.ParseCountry(country)
+	if err != nil {
+		return verify.Number{}, err
+	}
+	return f.cfg.Phones.ParseIn(input, region)
+}
+
 // DefaultRegion is the region national numbers are read in, "" for none.
 func (f *Flow) DefaultRegion() string { return f.cfg.Phones.DefaultRegion }
 

@@ -114,6 +114,8 @@ var (
 		Message: "This delivery method is not available."}
 	ErrInvalidLocale = &Error{Kind: KindInvalid, Code: "invalid_locale",
 		Message: "This language is not supported."}
+	ErrInvalidCountry = &Error{Kind: KindInvalid, Code: "invalid_country",
+		Message: "Choose the country of the phone number."}
 	ErrInvalidNonce = &Error{Kind: KindInvalid, Code: "invalid_nonce",
 		Message: "The nonce must be 1 to 128 letters, digits, '-' or '_'."}
 	ErrInvalidParameter = &Error{Kind: KindInvalid, Code: "invalid_parameter",

@@ -69,6 +69,14 @@ func (n Number) LogValue() slog.Value { return slog.StringValue(Mask(n.e164)) }
 // phonenumbers cannot parse or finds invalid, and for national formats when no
 // default region is set.
 func (p PhoneParser) Parse(input string) (Number, error) {
+	return p.ParseIn(input, p.DefaultRegion)
+}
+
+// ParseIn is Parse with the number read in region (ISO 3166 alpha-2, upper
+// case, as ParseCountry answers it; "" for none): a national number
+// ("07400 123456") is that region's, while a number with "+" or the
+// region's international prefix ("00 44 7400 123456") is read as such.
+func (p PhoneParser) ParseIn(input, region string) (Number, error) {
 	s := strings.TrimSpace(input)
 	if s == "" {
 		return Number{}, ErrMissingTarget
@@ -76,23 +84,34 @@ func (p PhoneParser) Parse(input string) (Number, error) {
 	if len(s) > maxPhoneInput {
 		return Number{}, ErrInvalidPhone
 	}
-	if p.DefaultRegion == "" && !strings.HasPrefix(s, "+") {
+	if region == "" && !strings.HasPrefix(s, "+") {
 		return Number{}, ErrInvalidPhone
 	}
+	key := region + "|" + s
 	if p.cache != nil {
-		if n, ok := p.cache.get(s); ok {
+		if n, ok := p.cache.get(key); ok {
 			return n, nil
 		}
 	}
-	n, err := p.parse(s)
+	n, err := parseIn(s, region)
 	if err == nil && p.cache != nil {
-		p.cache.put(s, n)
+		p.cache.put(key, n)
 	}
 	return n, err
 }
 
-func (p PhoneParser) parse(s string) (Number, error) {
-	num, err := phonenumbers.Parse(s, p.DefaultRegion)
+// ParseCountry checks a country a client chose: ISO 3166 alpha-2 of a
+// region phonenumbers knows; it answers it upper-cased.
+func ParseCountry(s string) (string, error) {
+	c := strings.ToUpper(strings.TrimSpace(s))
+	if len(c) != 2 || phonenumbers.GetCountryCodeForRegion(c) == 0 {
+		return "", ErrInvalidCountry
+	}
+	return c, nil
+}
+
+func parseIn(s, region string) (Number, error) {
+	num, err := phonenumbers.Parse(s, region)
 	if err != nil {
 		return Number{}, ErrInvalidPhone
 	}

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -29,6 +30,9 @@ func TestParseCacheIsBoundedAndTrue(t *testing.T) {
 		first, err1 := p.Parse(input)
 		again, err2 := p.Parse(input)
 		fresh, err3 := PhoneParser{DefaultRegion: "US"}.Parse(input)
+		if gb, err := p.ParseIn(input, "GB"); strings.HasPrefix(input, "(") && (err == nil && gb == first) {
+			t.Errorf("ParseIn(%q, GB) answered the US number from the cache", input)
+		}
 		if err1 != nil || err2 != nil || err3 != nil || first != again || again != fresh {
 			t.Errorf("Parse(%q): %v %v %v, %v %v %v; want the same number each time", input, first, again, fresh, err1, err2, err3)
 		}
