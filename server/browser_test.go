@@ -445,3 +445,18 @@ func TestBrowserPassesTheStepUp(t *testing.T) {
 		shot(t, ctx, "nojs-desktop-1-stepup")
 	})
 }
+
+// TestBrowserDarkTheme: under prefers-color-scheme: dark the card is dark
+// and its text light.
+func TestBrowserDarkTheme(t *testing.T) {
+	site, _ := startSite(t, 30*time.Second)
+	ctx := newChrome(t, 1280, 800)
+	run(t, ctx, "ask for dark", emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}),
+		chromedp.Navigate(site+"/"), chromedp.WaitVisible("#phone", chromedp.ByQuery))
+	bg := evalString(t, ctx, `getComputedStyle(document.querySelector('.card')).backgroundColor`)
+	fg := evalString(t, ctx, `getComputedStyle(document.querySelector('h1')).color`)
+	if bg != "rgb(22, 27, 34)" || fg != "rgb(230, 237, 243)" {
+		t.Errorf("dark theme: card %s, heading %s; want a dark card and light text", bg, fg)
+	}
+	shot(t, ctx, "js-desktop-1-number-dark")
+}

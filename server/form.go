@@ -69,6 +69,7 @@ type forms struct {
 	csp      string
 	css, js  string // content-addressed asset URLs
 	pow      string // the proof-of-work worker's URL
+	icon     string // the favicon's URL
 	key      []byte
 	cooldown time.Duration
 	example  string // the number format the page shows, from DEFAULT_REGION
@@ -88,6 +89,7 @@ func newForms(cfg Config, fl *flow.Flow, assets map[string]string) (*forms, erro
 		css:      assets["style.css"],
 		js:       assets["app.js"],
 		pow:      assets["pow.js"],
+		icon:     assets["favicon.svg"],
 		key:      cfg.FormKey,
 		cooldown: cfg.ResendCooldown,
 		returns:  map[string]bool{},
@@ -133,6 +135,7 @@ type page struct {
 	Step        int // 0: a link that cannot be followed, 1: number, 2: code, 3: verified
 	CSS, JS     string
 	PoW         string // the proof-of-work worker's URL
+	Icon        string // the favicon's URL
 	CSRF        string
 	Example     string
 	Phone       string
@@ -161,7 +164,7 @@ var channelLabels = map[verify.Channel]string{
 }
 
 func (f *forms) page(c echo.Context, step int) *page {
-	p := &page{Step: step, CSS: f.css, JS: f.js, PoW: f.pow, CSRF: f.csrfToken(c), Example: f.example,
+	p := &page{Step: step, CSS: f.css, JS: f.js, PoW: f.pow, Icon: f.icon, CSRF: f.csrfToken(c), Example: f.example,
 		Cooldown: int(f.cooldown.Seconds())}
 	if chs := f.flow.Channels(); len(chs) > 1 {
 		for i, ch := range chs {

@@ -291,8 +291,8 @@ func TestAssetsCaching(t *testing.T) {
 	b := newBrowser(t, &recordingVerifier{}, handlerOpts{})
 	b.get("/")
 	urls := assetURL.FindAllStringSubmatch(b.page, -1)
-	if len(urls) != 2 {
-		t.Fatalf("the page links %d assets, want the stylesheet and the script", len(urls))
+	if len(urls) != 3 {
+		t.Fatalf("the page links %d assets, want the stylesheet, the icon and the script", len(urls))
 	}
 	for _, m := range urls {
 		u := html.UnescapeString(m[1])
@@ -365,5 +365,19 @@ func TestFormCookieOverTLS(t *testing.T) {
 	if len(cookies) != 1 || cookies[0].Name != "__Host-verifyd_csrf" || !cookies[0].Secure || cookies[0].Path != "/" ||
 		cookies[0].Domain != "" || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteStrictMode {
 		t.Errorf("over TLS the cookie is %+v, want a __Host- cookie, Secure, HttpOnly, SameSite=Strict, path /", cookies)
+	}
+}
+
+func TestFavicon(t *testing.T) {
+	h := newTestHandler(t, &recordingVerifier{}, handlerOpts{})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/favicon.ico", nil))
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "image/svg+xml" || !strings.Contains(rec.Body.String(), "<svg") {
+		t.Errorf("GET /favicon.ico = %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	page := httptest.NewRecorder()
+	h.ServeHTTP(page, httptest.NewRequest(http.MethodGet, "/", nil))
+	if !strings.Contains(page.Body.String(), `<link rel="icon" href="/static/favicon.svg?v=`) {
+		t.Error("the page names no icon")
 	}
 }

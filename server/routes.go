@@ -42,4 +42,11 @@ func addRoutes(e *echo.Echo, cfg Config, pages *forms, static echo.HandlerFunc) 
 	e.POST("/verify", pages.handleVerify, pages.pageErrors, recoverPanics)
 	e.POST("/resend", pages.handleResend, pages.pageErrors, recoverPanics)
 	get("/static/*", static)
+	// Browsers ask for /favicon.ico whatever the page says: answer with the
+	// icon rather than a 404 in every log.
+	get("/favicon.ico", func(c echo.Context) error {
+		c.SetParamNames("*")
+		c.SetParamValues("favicon.svg")
+		return static(c)
+	})
 }

@@ -7,5 +7,5 @@ import "embed"
 // FS holds the assets. The patterns are explicit: a bare "*" would serve
 // this Go file too.
 //
-//go:embed *.css *.js
+//go:embed *.css *.js *.svg
 var FS embed.FS
