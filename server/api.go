@@ -32,6 +32,7 @@ type requestOTPResponse struct {
 	Status           string `json:"status"`
 	PhoneNumber      string `json:"phoneNumber"`
 	MaskedNumber     string `json:"maskedPhoneNumber"`
+	DisplayNumber    string `json:"displayPhoneNumber"`
 	Channel          string `json:"channel"`
 	Locale           string `json:"locale,omitempty"`
 	SendCodeAttempts int    `json:"sendCodeAttempts,omitempty"`
@@ -83,6 +84,7 @@ func handleRequestOTP(fl *flow.Flow) echo.HandlerFunc {
 			Status:           string(sent.Status),
 			PhoneNumber:      num.E164(),
 			MaskedNumber:     flow.Masked(num),
+			DisplayNumber:    num.International(),
 			Channel:          string(sent.Channel),
 			Locale:           sent.Locale,
 			SendCodeAttempts: sent.SendAttempts,

@@ -209,7 +209,7 @@ func TestBrowserWithScript(t *testing.T) {
 			if got := evalString(t, ctx, `document.activeElement.id`); got != "code" {
 				t.Errorf("focus is on %q after sending, want the code field", got)
 			}
-			if sent := evalString(t, ctx, `document.getElementById('sent-to').textContent`); !strings.Contains(sent, "+1 ••• 2671") {
+			if sent := evalString(t, ctx, `document.getElementById('sent-to').textContent`); !strings.Contains(sent, "+1 415-555-2671") {
 				t.Errorf("step 2 says %q, want the masked number", sent)
 			}
 			shot(t, ctx, "js-"+size.name+"-2-code")
@@ -227,7 +227,7 @@ func TestBrowserWithScript(t *testing.T) {
 				chromedp.SendKeys("#code", code, chromedp.ByQuery),
 				chromedp.Click("#form-code button", chromedp.ByQuery),
 				chromedp.WaitVisible("#step-done", chromedp.ByQuery))
-			if got := evalString(t, ctx, `document.getElementById('done-number').textContent`); got != "+1 ••• 2671 is verified." {
+			if got := evalString(t, ctx, `document.getElementById('done-number').textContent`); got != "+1 415-555-2671 is verified." {
 				t.Errorf("the outcome says %q", got)
 			}
 			var kept bool
@@ -280,7 +280,7 @@ func TestBrowserWithoutScript(t *testing.T) {
 		chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByQuery))
 	var loc, sent string
 	run(t, ctx, "read step 2", chromedp.Location(&loc), chromedp.Text("#sent-to", &sent, chromedp.ByQuery))
-	if !strings.HasSuffix(loc, "/request") || !strings.Contains(sent, "+1 ••• 2671") {
+	if !strings.HasSuffix(loc, "/request") || !strings.Contains(sent, "+1 415-555-2671") {
 		t.Errorf("after posting: at %s saying %q; want the server-rendered step 2", loc, sent)
 	}
 	shot(t, ctx, "nojs-desktop-2-code")
@@ -301,7 +301,7 @@ func TestBrowserWithoutScript(t *testing.T) {
 		chromedp.Click("#form-code button", chromedp.ByQuery), chromedp.WaitVisible("#step-done", chromedp.ByQuery))
 	var done string
 	run(t, ctx, "read the outcome", chromedp.Text("#done-number", &done, chromedp.ByQuery))
-	if done != "+1 ••• 2671 is verified." {
+	if done != "+1 415-555-2671 is verified." {
 		t.Errorf("the outcome says %q", done)
 	}
 	shot(t, ctx, "nojs-desktop-3-done")

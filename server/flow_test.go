@@ -76,7 +76,7 @@ func TestFlowOutcomesThroughBothSurfaces(t *testing.T) {
 		want     int
 		sentence string
 	}{
-		{"sent", nil, 200, "We sent a code to +1 ••• 2671 by text message."},
+		{"sent", nil, 200, "We sent a code to +1 415-555-2671 by text message."},
 		{"blocked", verify.ErrDestinationBlocked, 403, "We cannot send codes to this country."},
 		{"too many sends", verify.ErrTooManySends.With(nil, 5*time.Minute), 429, "Please wait before requesting another. You can try again in 5 minutes."},
 	} {

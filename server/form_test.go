@@ -114,8 +114,8 @@ func TestFormFlow(t *testing.T) {
 	}
 
 	b.post("/request", url.Values{"phone": {"+1 415 555 2671"}})
-	b.expect(200, "step-code", "We sent a code to +1 ••• 2671 by text message.",
-		`autocomplete="one-time-code"`, `inputmode="numeric"`, "You can ask for a new code after 30 seconds.", "Use a different number")
+	b.expect(200, "step-code", "We sent a code to +1 415-555-2671 by text message.",
+		`autocomplete="one-time-code"`, `inputmode="numeric"`, "You can ask for a new code after 30 seconds.", "Wrong number?")
 	if len(v.starts) != 1 || v.starts[0].To.E164() != testNumber || v.starts[0].ClientIP != testClientIP {
 		t.Fatalf("upstream saw %+v, want one start to %s from %s", v.starts, testNumber, testClientIP)
 	}
@@ -124,14 +124,14 @@ func TestFormFlow(t *testing.T) {
 	b.expect(400, "step-code", "That code is not right.", `aria-invalid="true"`)
 
 	b.post("/resend", url.Values{})
-	b.expect(200, "step-code", "We sent a new code to +1 ••• 2671")
+	b.expect(200, "step-code", "We sent a new code to +1 415-555-2671")
 	if len(v.starts) != 2 || v.starts[1].To.E164() != testNumber {
 		t.Errorf("resend sent %+v", v.starts)
 	}
 
 	codeOK = true
 	b.post("/verify", url.Values{"code": {"123 456"}})
-	b.expect(200, "step-done", "Your phone number is verified", "+1 ••• 2671 is verified.")
+	b.expect(200, "step-done", "Your phone number is verified", "+1 415-555-2671 is verified.")
 	if len(v.checks) != 2 || v.checks[1].Code != "123456" || v.checks[1].To.E164() != testNumber {
 		t.Errorf("checks %+v", v.checks)
 	}

@@ -9,7 +9,7 @@
   const steps = { phone: $('step-phone'), code: $('step-code'), done: $('step-done') };
   const cooldown = Number(app.dataset.cooldown) || 30;
   let number = ''; // the E.164 number the pending code went to
-  let masked = ''; // the same, as the page shows it
+  let shown = ''; // the same, as the page shows it
   let timer = 0;
 
   const show = (name) => {
@@ -111,7 +111,7 @@
 
   const toCode = (data) => {
     number = data.phoneNumber;
-    masked = data.maskedPhoneNumber;
+    shown = data.displayPhoneNumber || data.maskedPhoneNumber;
     $('sent-to').textContent = data.message; // the server's words: where the code went
     show('code');
     const code = $('code');
@@ -153,7 +153,7 @@
     btn.disabled = false;
     if (data.ok && data.verified) {
       clearInterval(timer);
-      $('done-number').textContent = `${masked} is verified.`;
+      $('done-number').textContent = `${shown} is verified.`;
       // The hand-off back to the app: the receipt goes by POST, never in
       // a URL.
       if ($('receipt') && data.receipt) $('receipt').value = data.receipt;

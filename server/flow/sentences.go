@@ -22,8 +22,9 @@ func Masked(n verify.Number) string {
 	return "+" + strconv.Itoa(n.CountryCode()) + " ••• " + e164[len(e164)-4:]
 }
 
-// SentMessage says where a code went: "We sent a code to +1 ••• 2671 by
-// text message.", or "a new code" for a send after the first.
+// SentMessage says where a code went, with the whole number so that its
+// owner can spot a typo: "We sent a code to +44 7400 123456 by text
+// message.", or "a new code" for a send after the first.
 func SentMessage(n verify.Number, ch verify.Channel, again bool) string {
 	s := "We sent a code to "
 	if again {
@@ -36,7 +37,7 @@ func SentMessage(n verify.Number, ch verify.Channel, again bool) string {
 	case verify.ChannelWhatsApp:
 		how = " on WhatsApp."
 	}
-	return s + Masked(n) + how
+	return s + n.International() + how
 }
 
 // MaybeSentMessage answers a send whose fate is unknown: the request went
@@ -52,7 +53,7 @@ const ChallengeNeedsScript = "To protect this service from abuse, sending a code
 const VerifiedMessage = "Your phone number is verified."
 
 // VerifiedLine is the page's line under "Your phone number is verified".
-func VerifiedLine(n verify.Number) string { return Masked(n) + " is verified." }
+func VerifiedLine(n verify.Number) string { return n.International() + " is verified." }
 
 // FailureText is an error's message with the wait, when one is known.
 func FailureText(e *verify.Error) string {

@@ -56,6 +56,20 @@ func (n Number) CountryCode() int { return int(n.cc) }
 // Type is what phonenumbers says the number is (mobile, fixed line, ...).
 func (n Number) Type() phonenumbers.PhoneNumberType { return n.typ }
 
+// International is the number as a person reads it, in the international
+// format of its country ("+44 7400 123456", "+1 415-555-2671"): for a
+// screen the number's owner is looking at, never for a log.
+func (n Number) International() string {
+	if n.e164 == "" {
+		return ""
+	}
+	num, err := phonenumbers.Parse(n.e164, "")
+	if err != nil {
+		return n.e164
+	}
+	return phonenumbers.Format(num, phonenumbers.INTERNATIONAL)
+}
+
 // IsZero reports whether n is no number at all.
 func (n Number) IsZero() bool { return n.e164 == "" }
 
