@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -459,4 +460,46 @@ func TestBrowserDarkTheme(t *testing.T) {
 		t.Errorf("dark theme: card %s, heading %s; want a dark card and light text", bg, fg)
 	}
 	shot(t, ctx, "js-desktop-1-number-dark")
+}
+
+// TestBrowserNationalNumbers: a person in Britain (Accept-Language en-GB)
+// types "07400 123456" with script; a person in the US picks the US by
+// hand and types "(415) 555-2671" without; each sees the whole number on
+// step 2 and gets verified.
+func TestBrowserNationalNumbers(t *testing.T) {
+	t.Run("GB with script", func(t *testing.T) {
+		site, box := startSite(t, 30*time.Second)
+		ctx := newChrome(t, 360, 740)
+		run(t, ctx, "speak British English", network.Enable(),
+			network.SetExtraHTTPHeaders(network.Headers{"Accept-Language": "en-GB,en;q=0.9"}))
+		run(t, ctx, "open the page", chromedp.Navigate(site+"/"), chromedp.WaitVisible("#phone", chromedp.ByQuery))
+		if got := evalString(t, ctx, `document.getElementById('country').value`); got != "GB" {
+			t.Errorf("the country starts on %q, want GB", got)
+		}
+		run(t, ctx, "send a code", chromedp.SendKeys("#phone", "07400 123456", chromedp.ByQuery),
+			chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByQuery))
+		if sent := evalString(t, ctx, `document.getElementById('sent-to').textContent`); !strings.Contains(sent, "+44 7400 123456") {
+			t.Errorf("step 2 says %q, want the whole number", sent)
+		}
+		shot(t, ctx, "js-phone-2-code-gb")
+		run(t, ctx, "the code", chromedp.SendKeys("#code", box.last(t, "+447400123456"), chromedp.ByQuery),
+			chromedp.Click("#form-code button", chromedp.ByQuery), chromedp.WaitVisible("#step-done", chromedp.ByQuery))
+	})
+	t.Run("US without script", func(t *testing.T) {
+		site, box := startSite(t, 30*time.Second)
+		ctx := newChrome(t, 1280, 800)
+		run(t, ctx, "turn scripts off", emulation.SetScriptExecutionDisabled(true))
+		run(t, ctx, "open the page", chromedp.Navigate(site+"/"), chromedp.WaitVisible("#phone", chromedp.ByQuery),
+			chromedp.SetValue("#country", "US", chromedp.ByQuery))
+		run(t, ctx, "send a code", chromedp.SendKeys("#phone", "(415) 555-2671", chromedp.ByQuery),
+			chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByQuery))
+		var sent string
+		run(t, ctx, "read step 2", chromedp.Text("#sent-to", &sent, chromedp.ByQuery))
+		if !strings.Contains(sent, "+1 415-555-2671") {
+			t.Errorf("step 2 says %q, want the whole number", sent)
+		}
+		shot(t, ctx, "nojs-desktop-2-code-us")
+		run(t, ctx, "the code", chromedp.SendKeys("#code", box.last(t, testNumber), chromedp.ByQuery),
+			chromedp.Click("#form-code button", chromedp.ByQuery), chromedp.WaitVisible("#step-done", chromedp.ByQuery))
+	})
 }

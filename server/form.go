@@ -15,11 +15,14 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/text/language"
+	"golang.org/x/text/language/display"
 
 	"verifyd/server/flow"
 	"verifyd/server/verify"
@@ -74,10 +77,26 @@ type forms struct {
 	cooldown time.Duration
 	example  string // the number format the page shows, from DEFAULT_REGION
 	returns  map[string]bool
+	// countries are the choices of the country select, sorted by name;
+	// only holds the one country served when there is only one.
+	countries []countryChoice
+	only      string
+	region    string // DEFAULT_REGION
+}
+
+// countryChoice is one option of the country select.
+type countryChoice struct {
+	Code, Name, Example string
+	CallingCode         int
+	Selected            bool
 }
 
 func newForms(cfg Config, fl *flow.Flow, assets map[string]string) (*forms, error) {
-	tmpl, err := template.ParseFS(cfg.Web, "templates/index.html")
+	tmpl, err := template.New("index.html").Funcs(template.FuncMap{
+		"hasSelected": func(cs []countryChoice) bool {
+			return slices.ContainsFunc(cs, func(c countryChoice) bool { return c.Selected })
+		},
+	}).ParseFS(cfg.Web, "templates/index.html")
 	if err != nil {
 		return nil, fmt.Errorf("page template: %w", err)
 	}
@@ -110,6 +129,11 @@ func newForms(cfg Config, fl *flow.Flow, assets map[string]string) (*forms, erro
 	if f.cooldown <= 0 {
 		f.cooldown = defaultResendCooldown
 	}
+	f.region = fl.DefaultRegion()
+	f.countries = countryChoices(cfg.Countries)
+	if len(f.countries) == 1 {
+		f.only = f.countries[0].Code
+	}
 	f.example = "+14155552671"
 	if region := fl.DefaultRegion(); region != "" {
 		if ex := phonenumbers.GetExampleNumberForType(region, phonenumbers.MOBILE); ex != nil {
@@ -117,6 +141,61 @@ func newForms(cfg Config, fl *flow.Flow, assets map[string]string) (*forms, erro
 		}
 	}
 	return f, nil
+}
+
+// countryChoices lists the countries a person may choose: the allowed ones,
+// or every region phone numbers are known for, each with its calling code
+// and an example mobile number in its national format.
+func countryChoices(allowed []string) []countryChoice {
+	regions := allowed
+	if len(regions) == 0 {
+		for r := range phonenumbers.GetSupportedRegions() {
+			regions = append(regions, r)
+		}
+	}
+	names := display.English.Regions()
+	var out []countryChoice
+	for _, r := range regions {
+		r = strings.ToUpper(strings.TrimSpace(r))
+		cc := phonenumbers.GetCountryCodeForRegion(r)
+		reg, err := language.ParseRegion(r)
+		if cc == 0 || err != nil {
+			continue
+		}
+		c := countryChoice{Code: r, Name: names.Name(reg), CallingCode: cc}
+		if c.Name == "" {
+			c.Name = r
+		}
+		if ex := phonenumbers.GetExampleNumberForType(r, phonenumbers.MOBILE); ex != nil {
+			c.Example = phonenumbers.Format(ex, phonenumbers.NATIONAL)
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b countryChoice) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// defaultCountry is the country the select starts on: the only one served,
+// else the region of the browser's first language that names one ("en-GB"
+// → GB) and is offered, else DEFAULT_REGION, else none.
+func (f *forms) defaultCountry(acceptLanguage string) string {
+	if f.only != "" {
+		return f.only
+	}
+	if len(acceptLanguage) <= 256 {
+		if tags, _, err := language.ParseAcceptLanguage(acceptLanguage); err == nil {
+			for _, t := range tags {
+				if reg, conf := t.Region(); conf == language.Exact && f.offers(reg.String()) {
+					return reg.String()
+				}
+			}
+		}
+	}
+	return f.region
+}
+
+func (f *forms) offers(code string) bool {
+	return slices.ContainsFunc(f.countries, func(c countryChoice) bool { return c.Code == code })
 }
 
 // exactOrigin checks that o is an origin (scheme://host[:port], nothing
@@ -141,6 +220,7 @@ type page struct {
 	Phone       string
 	PhoneError  string
 	Channels    []channelChoice
+	Countries   []countryChoice
 	Sent        string
 	State       string
 	CodeError   string
@@ -166,12 +246,25 @@ var channelLabels = map[verify.Channel]string{
 func (f *forms) page(c echo.Context, step int) *page {
 	p := &page{Step: step, CSS: f.css, JS: f.js, PoW: f.pow, Icon: f.icon, CSRF: f.csrfToken(c), Example: f.example,
 		Cooldown: int(f.cooldown.Seconds())}
+	p.Countries = slices.Clone(f.countries)
+	p.choose(f.defaultCountry(c.Request().Header.Get("Accept-Language")))
 	if chs := f.flow.Channels(); len(chs) > 1 {
 		for i, ch := range chs {
 			p.Channels = append(p.Channels, channelChoice{Value: string(ch), Label: channelLabels[ch], Checked: i == 0})
 		}
 	}
 	return p
+}
+
+// choose selects the country code in the select, and its example number
+// in the hint.
+func (p *page) choose(code string) {
+	for i := range p.Countries {
+		p.Countries[i].Selected = p.Countries[i].Code == code
+		if p.Countries[i].Selected && p.Countries[i].Example != "" {
+			p.Example = p.Countries[i].Example
+		}
+	}
 }
 
 // withReturn puts the hand-off to the app on the page.
@@ -335,6 +428,9 @@ func (f *forms) handleRequest(c echo.Context) error {
 	}
 	r := c.Request()
 	p.Phone = r.PostFormValue("phone")
+	if country := r.PostFormValue("country"); country != "" {
+		p.choose(strings.ToUpper(country))
+	}
 	var st formState
 	if sealed := r.PostFormValue("return"); sealed != "" {
 		// Opened before the token is judged, so that a refused post still
@@ -348,7 +444,7 @@ func (f *forms) handleRequest(c echo.Context) error {
 	if formErr != nil {
 		return fail(p, formErr)
 	}
-	num, err := f.flow.Number(p.Phone)
+	num, err := f.flow.NumberIn(p.Phone, r.PostFormValue("country"))
 	if err != nil {
 		return fail(p, err)
 	}

@@ -381,3 +381,48 @@ func TestFavicon(t *testing.T) {
 		t.Error("the page names no icon")
 	}
 }
+
+var selectedCountry = regexp.MustCompile(`<option value="([A-Z]{2})" selected>`)
+
+// TestFormCountry: the select starts on the browser's country, a national
+// number is read in the chosen one, and the only country served is chosen
+// for the person.
+func TestFormCountry(t *testing.T) {
+	for _, tt := range []struct {
+		name, acceptLanguage, country, phone string
+		countries                            []string
+		wantDefault, wantSent                string
+	}{
+		{"Britain from the browser", "en-GB,en;q=0.9", "GB", "07400 123456", nil, "GB", "+44 7400 123456"},
+		{"the US by hand", "de-DE", "US", "(415) 555-2671", nil, "DE", "+1 415-555-2671"},
+		{"international whatever the choice", "", "DE", "+44 7400 123456", nil, "", "+44 7400 123456"},
+		{"the only country served", "fr-FR", "US", "(415) 555-2671", []string{"US"}, "US", "+1 415-555-2671"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := &recordingVerifier{}
+			b := newBrowser(t, v, handlerOpts{countries: tt.countries})
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.Header.Set("Accept-Language", tt.acceptLanguage)
+			b.do(req)
+			got := ""
+			if m := selectedCountry.FindStringSubmatch(b.page); m != nil {
+				got = m[1]
+			}
+			if got != tt.wantDefault {
+				t.Errorf("the select starts on %q, want %q", got, tt.wantDefault)
+			}
+			if tt.wantDefault == "GB" && !strings.Contains(b.page, "For example 07400 123456") {
+				t.Error("the hint's example is not a British mobile")
+			}
+			b.post("/request", url.Values{"phone": {tt.phone}, "country": {tt.country}})
+			b.expect(200, "step-code", "We sent a code to "+tt.wantSent+" by text message.")
+		})
+	}
+	b := newBrowser(t, &recordingVerifier{}, handlerOpts{countries: []string{"US", "GB"}})
+	b.get("/")
+	if n := len(regexp.MustCompile(`<option value="[A-Z]{2}"`).FindAllString(b.page, -1)); n != 2 {
+		t.Errorf("with two countries served the select offers %d", n)
+	}
+	b.post("/request", url.Values{"phone": {"07400 123456"}, "country": {"XX"}})
+	b.expect(400, "step-phone", "Choose the country of the phone number.")
+}

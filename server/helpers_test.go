@@ -68,13 +68,14 @@ const (
 )
 
 type handlerOpts struct {
-	region   string
-	channels []string
-	origins  []string
-	trusted  []netip.Prefix
-	logs     io.Writer
-	receipts *receipt.Issuer
-	returns  []string // return origins for the form
+	region    string
+	channels  []string
+	origins   []string
+	trusted   []netip.Prefix
+	logs      io.Writer
+	receipts  *receipt.Issuer
+	returns   []string // return origins for the form
+	countries []string // ALLOWED_COUNTRIES for the form's select
 }
 
 func newTestHandler(t *testing.T, v verify.Verifier, o handlerOpts) http.Handler {
@@ -104,6 +105,7 @@ func newTestHandler(t *testing.T, v verify.Verifier, o handlerOpts) http.Handler
 		CORSAllowedOrigins: o.origins,
 		TrustedProxies:     o.trusted,
 		ReturnOrigins:      o.returns,
+		Countries:          o.countries,
 		Web:                web.FS,
 		Static:             static.FS,
 		Now:                func() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) },

@@ -59,6 +59,9 @@ type Config struct {
 	// Challenges, when set, serves GET /api/challenge: a fresh
 	// proof-of-work challenge.
 	Challenges func() (any, error)
+	// Countries are the countries the form offers (ALLOWED_COUNTRIES); empty
+	// offers every country.
+	Countries []string
 	// ReturnOrigins are the exact origins ("https://app.example.com") the
 	// form may hand a receipt back to (GET /?return_to=...).
 	ReturnOrigins []string

@@ -128,6 +128,7 @@
     const btn = ev.submitter || ev.target.querySelector('button');
     const picked = document.querySelector('input[name=channel]:checked');
     const body = { phoneNumber: phone.value };
+    if ($('country') && $('country').value) body.country = $('country').value;
     if (picked) body.channel = picked.value;
     btn.disabled = true;
     const data = await sendCode(body, () => { $('phone-error').textContent = 'Checking…'; });
@@ -185,6 +186,16 @@
     }
     toCode(data);
   });
+
+  // The server's example is of the country it chose; another choice gets
+  // a hint that fits any country (the list stays small without examples).
+  if ($('country')) {
+    $('country').addEventListener('change', () => {
+      $('phone-hint').textContent = $('country').value
+        ? 'Type the number as you would dial it in that country, or with the country code.'
+        : 'Include your country code, for example +14155552671.';
+    });
+  }
 
   $('change-number').addEventListener('click', (ev) => {
     ev.preventDefault();

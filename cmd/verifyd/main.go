@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -130,6 +131,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		TrustedProxies:     cfg.trusted,
 		LimiterState:       g.guard.State,
 		ReturnOrigins:      cfg.ReceiptReturnOrigins,
+		Countries:          geographic(cfg.AllowedCountries),
 		Challenges:         func() (any, error) { return g.challenges.New() },
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		Web:                web.FS,
@@ -348,6 +350,18 @@ func newBackend(cfg config, logger *slog.Logger, metrics *server.Metrics) (backe
 		}
 		return backend{verifier: e, close: func() {}}, nil
 	}
+}
+
+// geographic keeps the country codes of ALLOWED_COUNTRIES, leaving out the
+// non-geographic calling codes ("+882"), which no select lists.
+func geographic(allowed []string) []string {
+	var out []string
+	for _, c := range allowed {
+		if c = strings.TrimSpace(c); c != "" && !strings.HasPrefix(c, "+") {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // newReceipts builds the receipt issuer: with the configured keys; in
