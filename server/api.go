@@ -64,6 +64,9 @@ func handleRequestOTP(fl *flow.Flow) echo.HandlerFunc {
 			return err
 		}
 		num, err := fl.NumberIn(body.PhoneNumber, body.Country)
+		if errors.Is(err, verify.ErrMissingTarget) {
+			err = verify.ErrMissingPhone
+		}
 		if err != nil {
 			return err
 		}

@@ -100,7 +100,7 @@ func startSiteGuarded(t *testing.T, cooldown time.Duration, receipts *receipt.Is
 		t.Fatal(err)
 	}
 	h, err := server.NewHandler(server.Config{Logger: slog.New(slog.DiscardHandler), Flow: fl,
-		Web: web.FS, Static: static.FS, ResendCooldown: cooldown, ReturnOrigins: returns})
+		Web: web.FS, Static: static.FS, ResendCooldown: cooldown, ReturnOrigins: returns, CodeLength: 6})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,8 +216,8 @@ func TestBrowserWithScript(t *testing.T) {
 			shot(t, ctx, "js-"+size.name+"-2-code")
 
 			code := box.last(t, testNumber)
+			// With the script, typing the last digit checks the code.
 			run(t, ctx, "a wrong code", chromedp.SendKeys("#code", verifytest.WrongCode(code), chromedp.ByQuery),
-				chromedp.Click("#form-code button", chromedp.ByQuery),
 				poll(`document.getElementById('code-error').textContent.includes('not right')`))
 			if got := evalString(t, ctx, `document.getElementById('step-code').hidden ? 'hidden' : 'shown'`); got != "shown" {
 				t.Error("a wrong code left step 2")
@@ -226,7 +226,6 @@ func TestBrowserWithScript(t *testing.T) {
 
 			run(t, ctx, "the right code", chromedp.Evaluate(`document.getElementById('code').value = ''`, nil),
 				chromedp.SendKeys("#code", code, chromedp.ByQuery),
-				chromedp.Click("#form-code button", chromedp.ByQuery),
 				chromedp.WaitVisible("#step-done", chromedp.ByQuery))
 			if got := evalString(t, ctx, `document.getElementById('done-number').textContent`); got != "+1 415-555-2671 is verified." {
 				t.Errorf("the outcome says %q", got)
@@ -252,7 +251,7 @@ func TestBrowserResendCountdown(t *testing.T) {
 	var disabled bool
 	run(t, ctx, "read the resend button", chromedp.Evaluate(`document.getElementById('resend').disabled`, &disabled))
 	wait := evalString(t, ctx, `document.getElementById('resend-wait').textContent`)
-	if !disabled || !strings.Contains(wait, "You can ask for a new code in") {
+	if !disabled || !strings.Contains(wait, "You can ask for the code again in") {
 		t.Errorf("right after sending: resend disabled=%v, text %q; want disabled with a countdown", disabled, wait)
 	}
 	shot(t, ctx, "js-desktop-2-countdown")
@@ -261,7 +260,7 @@ func TestBrowserResendCountdown(t *testing.T) {
 		t.Errorf("after the countdown the text is %q", wait)
 	}
 	run(t, ctx, "resend", chromedp.Click("#resend", chromedp.ByQuery),
-		poll(`document.getElementById('sent-to').textContent.startsWith('We sent a new code')`))
+		poll(`document.getElementById('sent-to').textContent.startsWith('We sent your code again')`))
 	if n := box.count(testNumber); n != 2 {
 		t.Errorf("%d codes sent, want 2", n)
 	}
@@ -370,8 +369,11 @@ func TestBrowserContinueHandsBackTheReceipt(t *testing.T) {
 				chromedp.WaitVisible("#phone", chromedp.ByQuery))
 			run(t, ctx, "send a code", chromedp.SendKeys("#phone", "+1 415 555 2671", chromedp.ByQuery),
 				chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByQuery))
-			run(t, ctx, "the right code", chromedp.SendKeys("#code", box.last(t, testNumber), chromedp.ByQuery),
-				chromedp.Click("#form-code button", chromedp.ByQuery), chromedp.WaitVisible("#continue", chromedp.ByQuery))
+			enter := []chromedp.Action{chromedp.SendKeys("#code", box.last(t, testNumber), chromedp.ByQuery)}
+			if !script { // with script, the last digit checks the code
+				enter = append(enter, chromedp.Click("#form-code button", chromedp.ByQuery))
+			}
+			run(t, ctx, "the right code", append(enter, chromedp.WaitVisible("#continue", chromedp.ByQuery))...)
 			shot(t, ctx, name+"-desktop-3-continue")
 			run(t, ctx, "continue to the app", chromedp.Click("#continue", chromedp.ByQuery),
 				chromedp.WaitVisible("#got", chromedp.ByQuery))
@@ -483,7 +485,7 @@ func TestBrowserNationalNumbers(t *testing.T) {
 		}
 		shot(t, ctx, "js-phone-2-code-gb")
 		run(t, ctx, "the code", chromedp.SendKeys("#code", box.last(t, "+447400123456"), chromedp.ByQuery),
-			chromedp.Click("#form-code button", chromedp.ByQuery), chromedp.WaitVisible("#step-done", chromedp.ByQuery))
+			chromedp.WaitVisible("#step-done", chromedp.ByQuery))
 	})
 	t.Run("US without script", func(t *testing.T) {
 		site, box := startSite(t, 30*time.Second)
@@ -502,4 +504,29 @@ func TestBrowserNationalNumbers(t *testing.T) {
 		run(t, ctx, "the code", chromedp.SendKeys("#code", box.last(t, testNumber), chromedp.ByQuery),
 			chromedp.Click("#form-code button", chromedp.ByQuery), chromedp.WaitVisible("#step-done", chromedp.ByQuery))
 	})
+}
+
+// TestBrowserTypingTheCodeIsEnough: with the code's length known, the code
+// is checked as soon as its digits are in, full-width ones too; the
+// countdown's live region speaks when it starts, not every second.
+func TestBrowserTypingTheCodeIsEnough(t *testing.T) {
+	site, box := startSite(t, 30*time.Second)
+	ctx := newChrome(t, 1280, 800)
+	run(t, ctx, "send a code", chromedp.Navigate(site+"/"), chromedp.SendKeys("#phone", testNumber, chromedp.ByQuery),
+		chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByQuery))
+	if got := evalString(t, ctx, `document.getElementById('announce').textContent`); got != "You can ask for the code again in 30 seconds." {
+		t.Errorf("the live region says %q", got)
+	}
+	if got := evalString(t, ctx, `String(document.getElementById('resend-wait').getAttribute('aria-live'))`); got != "null" {
+		t.Errorf("the ticking countdown is a live region (%s): it would speak every second", got)
+	}
+	if got := evalString(t, ctx, `document.getElementById('code-hint').textContent`); got != "Enter the 6-digit code." {
+		t.Errorf("the code hint says %q", got)
+	}
+	full := strings.Map(func(r rune) rune { return r - '0' + '０' }, box.last(t, testNumber))
+	run(t, ctx, "type the code in full-width digits, no click", chromedp.SendKeys("#code", full, chromedp.ByQuery),
+		chromedp.WaitVisible("#step-done", chromedp.ByQuery))
+	if title := evalString(t, ctx, `document.title + " / " + document.getElementById('title').textContent`); title != "Phone number verified / Phone number verified" {
+		t.Errorf("after success the title and heading are %q", title)
+	}
 }

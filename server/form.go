@@ -66,17 +66,18 @@ var errNoReceipts = &verify.Error{Kind: verify.KindInvalid, Code: "receipts_disa
 // forms renders the two-step form and answers its posts, through the same
 // flow as the JSON API.
 type forms struct {
-	flow     *flow.Flow
-	now      func() time.Time
-	tmpl     *template.Template
-	csp      string
-	css, js  string // content-addressed asset URLs
-	pow      string // the proof-of-work worker's URL
-	icon     string // the favicon's URL
-	key      []byte
-	cooldown time.Duration
-	example  string // the number format the page shows, from DEFAULT_REGION
-	returns  map[string]bool
+	flow       *flow.Flow
+	now        func() time.Time
+	tmpl       *template.Template
+	csp        string
+	css, js    string // content-addressed asset URLs
+	pow        string // the proof-of-work worker's URL
+	codeLength int
+	icon       string // the favicon's URL
+	key        []byte
+	cooldown   time.Duration
+	example    string // the number format the page shows, from DEFAULT_REGION
+	returns    map[string]bool
 	// countries are the choices of the country select, sorted by name;
 	// only holds the one country served when there is only one.
 	countries []countryChoice
@@ -101,17 +102,18 @@ func newForms(cfg Config, fl *flow.Flow, assets map[string]string) (*forms, erro
 		return nil, fmt.Errorf("page template: %w", err)
 	}
 	f := &forms{
-		flow:     fl,
-		now:      cfg.Now,
-		tmpl:     tmpl,
-		csp:      pageCSP,
-		css:      assets["style.css"],
-		js:       assets["app.js"],
-		pow:      assets["pow.js"],
-		icon:     assets["favicon.svg"],
-		key:      cfg.FormKey,
-		cooldown: cfg.ResendCooldown,
-		returns:  map[string]bool{},
+		flow:       fl,
+		now:        cfg.Now,
+		tmpl:       tmpl,
+		csp:        pageCSP,
+		css:        assets["style.css"],
+		js:         assets["app.js"],
+		pow:        assets["pow.js"],
+		codeLength: cfg.CodeLength,
+		icon:       assets["favicon.svg"],
+		key:        cfg.FormKey,
+		cooldown:   cfg.ResendCooldown,
+		returns:    map[string]bool{},
 	}
 	for _, o := range cfg.ReturnOrigins {
 		origin, err := exactOrigin(o)
@@ -228,6 +230,8 @@ type page struct {
 	Cooldown    int // seconds, for the script's countdown
 	Verified    string
 	Problem     string // step 0's explanation
+	Invalid     bool   // the error is about what was typed: mark the field
+	CodeLength  int    // digits of a code, 0 when the backend does not say
 	// Return is step 1's signed hand-off (return_to and nonce); ReturnTo
 	// and Nonce are the same in the clear, for the Continue form and the
 	// script; Receipt is what Continue posts.
@@ -244,7 +248,7 @@ var channelLabels = map[verify.Channel]string{
 }
 
 func (f *forms) page(c echo.Context, step int) *page {
-	p := &page{Step: step, CSS: f.css, JS: f.js, PoW: f.pow, Icon: f.icon, CSRF: f.csrfToken(c), Example: f.example,
+	p := &page{Step: step, CodeLength: f.codeLength, CSS: f.css, JS: f.js, PoW: f.pow, Icon: f.icon, CSRF: f.csrfToken(c), Example: f.example,
 		Cooldown: int(f.cooldown.Seconds())}
 	p.Countries = slices.Clone(f.countries)
 	p.choose(f.defaultCountry(c.Request().Header.Get("Accept-Language")))
@@ -315,6 +319,10 @@ func (f *forms) renderFailure(c echo.Context, he httpError, p *page) error {
 	default:
 		p.CodeError = msg
 	}
+	// Only an answer about what was typed marks the field invalid; a wait
+	// or an outage is no fault of the input.
+	p.Invalid = he.status == http.StatusBadRequest || he.status == http.StatusForbidden ||
+		he.status == http.StatusUnprocessableEntity || he.status == http.StatusGone
 	return f.render(c, he.status, p)
 }
 
@@ -445,6 +453,9 @@ func (f *forms) handleRequest(c echo.Context) error {
 		return fail(p, formErr)
 	}
 	num, err := f.flow.NumberIn(p.Phone, r.PostFormValue("country"))
+	if errors.Is(err, verify.ErrMissingTarget) {
+		err = verify.ErrMissingPhone
+	}
 	if err != nil {
 		return fail(p, err)
 	}
@@ -497,23 +508,27 @@ func (f *forms) start(c echo.Context, p *page, st formState, num verify.Number, 
 	})
 	if err != nil {
 		if again {
-			// A refused resend stays on step 2, where the code still works.
-			f.toStep2(c, p, st, num, again)
-			p.ResendAfter = 0
+			// A refused resend stays on step 2, where the code still works,
+			// and says nothing of a send that did not happen.
+			f.toStep2(c, p, st, num, false, false)
 		}
 		return fail(p, err)
 	}
 	st.Channel = sent.Channel
-	f.toStep2(c, p, st, num, again)
+	f.toStep2(c, p, st, num, again, true)
 	return f.render(c, http.StatusOK, p)
 }
 
-func (f *forms) toStep2(c echo.Context, p *page, st formState, num verify.Number, again bool) {
+// toStep2 shows step 2 for num. A send dates the state anew; otherwise it
+// keeps the time of the last send, from which the resend's wait counts.
+func (f *forms) toStep2(c echo.Context, p *page, st formState, num verify.Number, again, sent bool) {
 	p.Step, p.Phone = 2, ""
-	st.At = f.now().Unix()
+	if sent || st.At == 0 {
+		st.At = f.now().Unix()
+	}
 	st.Bind = f.binding(c)
 	p.State = f.seal("state", st)
-	p.ResendAfter = int(f.cooldown.Seconds())
+	p.ResendAfter = max(0, int(time.Unix(st.At, 0).Add(f.cooldown).Sub(f.now()).Seconds()))
 	p.Sent = flow.SentMessage(num, st.Channel, again)
 }
 
@@ -527,8 +542,9 @@ func (f *forms) handleVerify(c echo.Context) error {
 		return fail(p, err)
 	}
 	p.withReturn(st, "")
-	f.toStep2(c, p, st, num, false)
-	p.ResendAfter = 0 // the countdown started with the send, not now
+	// The wait shown counts from the send: after too many wrong codes
+	// the page offers the resend only when it will be accepted.
+	f.toStep2(c, p, st, num, false, false)
 	setLogTarget(c, num)
 	v, err := f.flow.Check(c.Request().Context(), flow.Check{
 		To: num, Code: c.Request().PostFormValue("code"), Nonce: st.Nonce, ClientIP: clientIP(c),

@@ -115,7 +115,7 @@ func TestFormFlow(t *testing.T) {
 
 	b.post("/request", url.Values{"phone": {"+1 415 555 2671"}})
 	b.expect(200, "step-code", "We sent a code to +1 415-555-2671 by text message.",
-		`autocomplete="one-time-code"`, `inputmode="numeric"`, "You can ask for a new code after 30 seconds.", "Wrong number?")
+		`autocomplete="one-time-code"`, `inputmode="numeric"`, "You can ask for the code again after 30 seconds.", "Wrong number?")
 	if len(v.starts) != 1 || v.starts[0].To.E164() != testNumber || v.starts[0].ClientIP != testClientIP {
 		t.Fatalf("upstream saw %+v, want one start to %s from %s", v.starts, testNumber, testClientIP)
 	}
@@ -124,7 +124,7 @@ func TestFormFlow(t *testing.T) {
 	b.expect(400, "step-code", "That code is not right.", `aria-invalid="true"`)
 
 	b.post("/resend", url.Values{})
-	b.expect(200, "step-code", "We sent a new code to +1 415-555-2671")
+	b.expect(200, "step-code", "We sent your code again to +1 415-555-2671")
 	if len(v.starts) != 2 || v.starts[1].To.E164() != testNumber {
 		t.Errorf("resend sent %+v", v.starts)
 	}
@@ -425,4 +425,62 @@ func TestFormCountry(t *testing.T) {
 	}
 	b.post("/request", url.Values{"phone": {"07400 123456"}, "country": {"XX"}})
 	b.expect(400, "step-phone", "Choose the country of the phone number.")
+}
+
+// TestFormWording: what a person met when trying the form, each fixed.
+func TestFormWording(t *testing.T) {
+	limited := verify.ErrTooManySends.With(nil, time.Hour)
+	limited.Message = "Too many codes were sent to this number. Please try again later."
+	for _, tt := range []struct {
+		name     string
+		startErr error
+		phone    string
+		want     []string
+		lack     []string
+		invalid  bool
+	}{
+		{"an empty first step", nil, "", []string{"Enter your phone number."}, []string{"the code was sent to"}, true},
+		{"a wait said once", limited, testNumber, []string{"Too many codes were sent to this number. You can try again in 60 minutes."}, []string{"try again later"}, false},
+		{"an upstream failure is no fault of the number", verify.ErrUnavailable, testNumber, []string{"temporarily unavailable"}, nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := &recordingVerifier{startFn: func(req verify.StartRequest) (verify.Verification, error) { return verify.Verification{}, tt.startErr }}
+			b := newBrowser(t, v, handlerOpts{})
+			b.get("/")
+			b.post("/request", url.Values{"phone": {tt.phone}})
+			for _, w := range tt.want {
+				if !strings.Contains(b.page, w) {
+					t.Errorf("the page lacks %q", w)
+				}
+			}
+			for _, l := range tt.lack {
+				if strings.Contains(b.page, l) {
+					t.Errorf("the page says %q", l)
+				}
+			}
+			if got := strings.Contains(b.page, `aria-invalid="true"`); got != tt.invalid {
+				t.Errorf("the number field marked invalid: %v, want %v", got, tt.invalid)
+			}
+			if !strings.Contains(b.page, "autofocus") {
+				t.Error("the error leaves focus on the page's body")
+			}
+		})
+	}
+	// A refused resend does not claim a code was sent again.
+	sends := 0
+	v := &recordingVerifier{startFn: func(req verify.StartRequest) (verify.Verification, error) {
+		sends++
+		if sends > 1 {
+			return verify.Verification{}, verify.ErrTooManySends.With(nil, 20*time.Second)
+		}
+		return verify.Verification{SID: testSID, To: req.To.E164(), Status: verify.StatusPending, SendAttempts: 1}, nil
+	}}
+	b := newBrowser(t, v, handlerOpts{})
+	b.get("/")
+	b.post("/request", url.Values{"phone": {testNumber}})
+	b.post("/resend", url.Values{})
+	b.expect(429, "step-code", "We sent a code to +1 415-555-2671", "You can try again in 20 seconds.")
+	if strings.Contains(b.page, "again to") {
+		t.Error("a refused resend says the code was sent again")
+	}
 }

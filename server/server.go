@@ -59,6 +59,9 @@ type Config struct {
 	// Challenges, when set, serves GET /api/challenge: a fresh
 	// proof-of-work challenge.
 	Challenges func() (any, error)
+	// CodeLength is how many digits the backend's codes have, for the
+	// form's hint; 0 when it does not say (Twilio Verify's service decides).
+	CodeLength int
 	// Countries are the countries the form offers (ALLOWED_COUNTRIES); empty
 	// offers every country.
 	Countries []string

@@ -16,10 +16,20 @@
     for (const [k, el] of Object.entries(steps)) el.hidden = k !== name;
   };
 
-  const setError = (input, el, msg) => {
+  // setError shows msg under input; only an answer about what was typed
+  // (400, 403, 410, 422) marks the field invalid: a wait or an outage is
+  // no fault of the input.
+  const setError = (input, el, msg, status) => {
     el.textContent = msg || '';
-    if (msg) input.setAttribute('aria-invalid', 'true');
+    if (msg && [400, 403, 410, 422].includes(status)) input.setAttribute('aria-invalid', 'true');
     else input.removeAttribute('aria-invalid');
+  };
+
+  // busy shows that a request is on its way on its button.
+  const busy = (btn, on) => {
+    if (on) { btn.dataset.label = btn.textContent; btn.textContent = 'Sending…'; }
+    else if (btn.dataset.label) btn.textContent = btn.dataset.label;
+    btn.disabled = on;
   };
 
   const wait = (s) => (s >= 120 ? `${Math.ceil(s / 60)} minutes` : `${s} seconds`);
@@ -42,8 +52,8 @@
     data.status = res.status;
     if (!res.ok) {
       const after = data.retryAfter || Number(res.headers.get('Retry-After')) || 0;
-      data.message = (data.error || 'Something went wrong. Please try again.') +
-        (after ? ` You can try again in ${wait(after)}.` : '');
+      const error = data.error || 'Something went wrong. Please try again.';
+      data.message = after ? `${error.replace(/ Please try again later\.$/, '')} You can try again in ${wait(after)}.` : error;
     }
     return data;
   };
@@ -75,19 +85,26 @@
 
   const resend = $('resend');
   const resendWait = $('resend-wait');
+  // countdown shows the wait before a resend is allowed. Its text changes
+  // every second for the eye; the live region speaks twice, when it starts
+  // and when it ends.
+  let resendAt = 0;
+  const announce = (msg) => { $('announce').textContent = msg; };
   const countdown = (secs) => {
     clearInterval(timer);
-    let left = secs;
+    resendAt = Date.now() + secs * 1000;
+    announce(`You can ask for the code again in ${secs} seconds.`);
     const tick = () => {
+      const left = Math.ceil((resendAt - Date.now()) / 1000);
       if (left <= 0) {
         clearInterval(timer);
         resend.disabled = false;
         resendWait.textContent = '';
+        announce('You can ask for the code again now.');
         return;
       }
       resend.disabled = true;
-      resendWait.textContent = `You can ask for a new code in ${left} s.`;
-      left -= 1;
+      resendWait.textContent = `You can ask for the code again in ${left} s.`;
     };
     tick();
     timer = setInterval(tick, 1000);
@@ -130,11 +147,11 @@
     const body = { phoneNumber: phone.value };
     if ($('country') && $('country').value) body.country = $('country').value;
     if (picked) body.channel = picked.value;
-    btn.disabled = true;
+    busy(btn, true);
     const data = await sendCode(body, () => { $('phone-error').textContent = 'Checking…'; });
-    btn.disabled = false;
+    busy(btn, false);
     if (!data.ok) {
-      setError(phone, $('phone-error'), data.message);
+      setError(phone, $('phone-error'), data.message, data.status);
       phone.focus();
       return;
     }
@@ -147,13 +164,16 @@
     ev.preventDefault();
     const code = $('code');
     const btn = ev.submitter || ev.target.querySelector('button');
-    btn.disabled = true;
+    if (btn.disabled) return; // already on its way (typed, then submitted)
+    busy(btn, true);
     const body = { phoneNumber: number, code: code.value };
     if (app.dataset.nonce) body.nonce = app.dataset.nonce;
     const data = await post('/api/verify-otp', body);
-    btn.disabled = false;
+    busy(btn, false);
     if (data.ok && data.verified) {
       clearInterval(timer);
+      document.title = 'Phone number verified';
+      $('title').textContent = 'Phone number verified';
       $('done-number').textContent = `${shown} is verified.`;
       // The hand-off back to the app: the receipt goes by POST, never in
       // a URL.
@@ -162,12 +182,11 @@
       if ($('continue')) $('continue').focus(); else steps.done.focus();
       return;
     }
-    setError(code, $('code-error'), data.message);
-    if (data.status === 410 || data.code === 'too_many_attempts') {
-      // The code is over: a new one is the only way on, offered at once.
-      clearInterval(timer);
-      resend.disabled = false;
-      resendWait.textContent = '';
+    setError(code, $('code-error'), data.message, data.status);
+    if ((data.status === 410 || data.code === 'too_many_attempts') && Date.now() >= resendAt) {
+      // The code is over and a new one may be sent: offered at once. While
+      // the cooldown runs it stays counting down, since a send now would be
+      // refused.
       resend.focus();
     } else {
       code.focus();
@@ -181,10 +200,18 @@
     const data = await sendCode({ phoneNumber: number }, () => { resendWait.textContent = 'Checking…'; });
     if (!data.ok) {
       resend.disabled = false;
-      setError($('code'), $('code-error'), data.message);
+      setError($('code'), $('code-error'), data.message, data.status);
       return;
     }
     toCode(data);
+  });
+
+  // The code is checked as soon as all its digits are in (any script's
+  // digits count, as the server reads them).
+  const codeLength = Number(app.dataset.codeLength) || 0;
+  $('code').addEventListener('input', () => {
+    const digits = ($('code').value.match(/\p{Nd}/gu) || []).length;
+    if (number && codeLength && digits === codeLength) $('form-code').requestSubmit();
   });
 
   // The server's example is of the country it chose; another choice gets
@@ -202,6 +229,7 @@
     clearInterval(timer);
     number = '';
     show('phone');
+    $('phone').value = '';
     $('phone').focus();
   });
 })();

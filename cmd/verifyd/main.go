@@ -132,6 +132,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		LimiterState:       g.guard.State,
 		ReturnOrigins:      cfg.ReceiptReturnOrigins,
 		Countries:          geographic(cfg.AllowedCountries),
+		CodeLength:         codeLengthShown(cfg),
 		Challenges:         func() (any, error) { return g.challenges.New() },
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		Web:                web.FS,
@@ -350,6 +351,15 @@ func newBackend(cfg config, logger *slog.Logger, metrics *server.Metrics) (backe
 		}
 		return backend{verifier: e, close: func() {}}, nil
 	}
+}
+
+// codeLengthShown is the code length the form may promise: verifyd's own
+// on the engines; Twilio Verify's service decides its own.
+func codeLengthShown(cfg config) int {
+	if cfg.Backend == backendTwilio {
+		return 0
+	}
+	return cfg.CodeLength
 }
 
 // geographic keeps the country codes of ALLOWED_COUNTRIES, leaving out the

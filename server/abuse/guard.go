@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/text/language"
+	"golang.org/x/text/language/display"
 
 	"verifyd/server/challenge"
 	"verifyd/server/verify"
@@ -107,7 +109,9 @@ type Guard struct {
 	cfg       Config
 	countries map[string]bool
 	codes     map[int]bool // non-geographic calling codes allowed explicitly
-	degraded  atomic.Bool
+	// servedMessage refuses a country, naming those served.
+	servedMessage string
+	degraded      atomic.Bool
 }
 
 var _ verify.Verifier = (*Guard)(nil)
@@ -194,6 +198,15 @@ func NewGuard(cfg Config) (*Guard, error) {
 			return nil, fmt.Errorf("abuse: unknown country %q", c)
 		}
 		g.countries[c] = true
+	}
+	if len(g.countries) > 0 {
+		names := display.English.Regions()
+		var served []string
+		for c := range g.countries {
+			served = append(served, names.Name(language.MustParseRegion(c)))
+		}
+		slices.Sort(served)
+		g.servedMessage = "We can send codes only to phone numbers in " + strings.Join(served, ", ") + "."
 	}
 	return g, nil
 }
@@ -427,7 +440,9 @@ func (g *Guard) checkDestination(req verify.StartRequest) error {
 			return ErrCountryNotAllowed.With(fmt.Errorf("non-geographic calling code +%d", num.CountryCode()), 0)
 		}
 	} else if len(g.countries) > 0 && !g.countries[num.Region()] {
-		return ErrCountryNotAllowed.With(fmt.Errorf("destination country %q", num.Region()), 0)
+		e := ErrCountryNotAllowed.With(fmt.Errorf("destination country %q", num.Region()), 0)
+		e.Message = g.servedMessage
+		return e
 	}
 	if !g.cfg.Exempt(num.E164()) && refusedTypes[num.Type()] {
 		return ErrNumberTypeNotAllowed.With(fmt.Errorf("number type %d in %q by %s", num.Type(), num.Region(), req.Channel), 0)

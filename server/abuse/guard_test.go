@@ -457,3 +457,12 @@ func TestGuardHonestCounting(t *testing.T) {
 		})
 	}
 }
+
+func TestCountryRefusalNamesTheCountriesServed(t *testing.T) {
+	g, _, _ := newGuard(t, abuse.Config{AllowedCountries: []string{"us", "GB"}})
+	err := start(g, "+33612345678", netip.Addr{})
+	if e := verify.AsError(err); e.Code != abuse.ErrCountryNotAllowed.Code ||
+		e.Message != "We can send codes only to phone numbers in United Kingdom, United States." {
+		t.Errorf("a French number = %v (%q)", err, e.Message)
+	}
+}

@@ -3,6 +3,7 @@ package flow
 import (
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"verifyd/server/verify"
@@ -24,11 +25,12 @@ func Masked(n verify.Number) string {
 
 // SentMessage says where a code went, with the whole number so that its
 // owner can spot a typo: "We sent a code to +44 7400 123456 by text
-// message.", or "a new code" for a send after the first.
+// message.", or "We sent your code again" for a send after the first:
+// within a code's life a resend sends the same code, as Twilio does.
 func SentMessage(n verify.Number, ch verify.Channel, again bool) string {
 	s := "We sent a code to "
 	if again {
-		s = "We sent a new code to "
+		s = "We sent your code again to "
 	}
 	how := " by text message."
 	switch ch {
@@ -55,12 +57,14 @@ const VerifiedMessage = "Your phone number is verified."
 // VerifiedLine is the page's line under "Your phone number is verified".
 func VerifiedLine(n verify.Number) string { return n.International() + " is verified." }
 
-// FailureText is an error's message with the wait, when one is known.
+// FailureText is an error's message with the wait, when one is known; a
+// message that ends "Please try again later." says when instead.
 func FailureText(e *verify.Error) string {
 	if e.RetryAfter <= 0 {
 		return e.Message
 	}
-	return e.Message + " You can try again in " + HumanWait(e.RetryAfter) + "."
+	msg := strings.TrimSuffix(e.Message, " Please try again later.")
+	return msg + " You can try again in " + HumanWait(e.RetryAfter) + "."
 }
 
 // HumanWait says a wait in seconds, or in minutes from two minutes on.

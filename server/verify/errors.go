@@ -110,6 +110,10 @@ var (
 		Message: "The verification reference is not valid."}
 	ErrMissingTarget = &Error{Kind: KindInvalid, Code: "missing_phone_number",
 		Message: "Enter the phone number the code was sent to."}
+	// ErrMissingPhone is ErrMissingTarget where a code is asked for: the
+	// same code, the sentence of that step.
+	ErrMissingPhone = &Error{Kind: KindInvalid, Code: "missing_phone_number",
+		Message: "Enter your phone number."}
 	ErrChannelNotAllowed = &Error{Kind: KindInvalid, Code: "channel_not_allowed",
 		Message: "This delivery method is not available."}
 	ErrInvalidLocale = &Error{Kind: KindInvalid, Code: "invalid_locale",

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"unicode"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -155,7 +156,11 @@ func ParseCode(input string) (string, error) {
 		switch {
 		case r >= '0' && r <= '9':
 			b.WriteRune(r)
-		case r == ' ' || r == '-' || r == '\t':
+		case unicode.IsDigit(r):
+			// Full-width (from a CJK keyboard), Arabic-Indic, Devanagari…:
+			// the digit it stands for, as phone numbers are read.
+			b.WriteByte(byte('0' + digitValue(r)))
+		case r == ' ' || r == '-' || r == '\t' || r == '\u3000':
 		default:
 			return "", ErrInvalidCode
 		}
@@ -164,6 +169,16 @@ func ParseCode(input string) (string, error) {
 		return "", ErrInvalidCode
 	}
 	return b.String(), nil
+}
+
+// digitValue is the value of a decimal digit of any script: Unicode lays
+// each script's digits out as a run of ten from zero.
+func digitValue(r rune) int {
+	start := r
+	for unicode.IsDigit(start - 1) {
+		start--
+	}
+	return int(r-start) % 10
 }
 
 // ValidSID reports whether s looks like a Twilio verification SID: "VE"

@@ -75,10 +75,14 @@ func TestParseCode(t *testing.T) {
 		{"1234567890", "1234567890", true},
 		{" 123 456 ", "123456", true},
 		{"123-456", "123456", true},
+		{"１２３４５６", "123456", true},       // full-width, from a CJK keyboard
+		{"١٢٣٤٥٦", "123456", true},       // Arabic-Indic
+		{"०१२ ३४५", "012345", true},      // Devanagari
+		{"１２３\u3000４５６", "123456", true}, // an ideographic space
+		{"𝟏𝟐𝟑𝟒", "1234", true},           // mathematical bold
 		{"123", "", false},
 		{"12345678901", "", false},
 		{"12a456", "", false},
-		{"١٢٣٤٥٦", "", false},
 		{"", "", false},
 		{strings.Repeat(" ", 100) + "1234", "", false},
 	}
