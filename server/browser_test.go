@@ -280,8 +280,8 @@ func TestBrowserWithoutScript(t *testing.T) {
 		chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByQuery))
 	var loc, sent string
 	run(t, ctx, "read step 2", chromedp.Location(&loc), chromedp.Text("#sent-to", &sent, chromedp.ByQuery))
-	if !strings.HasSuffix(loc, "/request") || !strings.Contains(sent, "+1 415-555-2671") {
-		t.Errorf("after posting: at %s saying %q; want the server-rendered step 2", loc, sent)
+	if !strings.HasSuffix(loc, "/") || !strings.Contains(sent, "+1 415-555-2671") {
+		t.Errorf("after posting: at %s saying %q; want step 2 at / (post, redirect, get)", loc, sent)
 	}
 	shot(t, ctx, "nojs-desktop-2-code")
 
@@ -528,5 +528,48 @@ func TestBrowserTypingTheCodeIsEnough(t *testing.T) {
 		chromedp.WaitVisible("#step-done", chromedp.ByQuery))
 	if title := evalString(t, ctx, `document.title + " / " + document.getElementById('title').textContent`); title != "Phone number verified / Phone number verified" {
 		t.Errorf("after success the title and heading are %q", title)
+	}
+}
+
+// TestBrowserReloadAndBack: reloading step 2 (as a phone does coming back
+// from its messages app) shows step 2 with the same number and wait, with
+// script and without; after success, Back asks nothing and shows a fresh
+// start.
+func TestBrowserReloadAndBack(t *testing.T) {
+	for _, script := range []bool{true, false} {
+		name := map[bool]string{true: "js", false: "nojs"}[script]
+		t.Run(name, func(t *testing.T) {
+			site, box := startSite(t, 30*time.Second)
+			ctx := newChrome(t, 360, 740)
+			if !script {
+				run(t, ctx, "turn scripts off", emulation.SetScriptExecutionDisabled(true))
+			}
+			run(t, ctx, "send a code", chromedp.Navigate(site+"/"), chromedp.SendKeys("#phone", testNumber, chromedp.ByQuery),
+				chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByQuery))
+			run(t, ctx, "reload step 2", chromedp.Reload(), chromedp.WaitVisible("#code", chromedp.ByQuery))
+			var sent, wait string
+			run(t, ctx, "read step 2", chromedp.Text("#sent-to", &sent, chromedp.ByQuery), chromedp.Text("#resend-wait", &wait, chromedp.ByQuery))
+			if !strings.Contains(sent, "+1 415-555-2671") || !strings.Contains(wait, "You can ask for the code again") {
+				t.Errorf("after a reload step 2 says %q and %q; want the number and the wait", sent, wait)
+			}
+			shot(t, ctx, name+"-phone-2-reloaded")
+			enter := []chromedp.Action{chromedp.SendKeys("#code", box.last(t, testNumber), chromedp.ByQuery)}
+			if !script {
+				enter = append(enter, chromedp.Click("#form-code button", chromedp.ByQuery))
+			}
+			run(t, ctx, "the code", append(enter, chromedp.WaitVisible("#step-done", chromedp.ByQuery))...)
+			if script {
+				// With script the flow is one page: Back leaves it. A reload
+				// after success starts afresh rather than showing the code.
+				run(t, ctx, "reload the end", chromedp.Reload(), chromedp.WaitVisible("#phone", chromedp.ByQuery))
+			} else {
+				run(t, ctx, "back", chromedp.NavigateBack(), chromedp.WaitVisible("#phone", chromedp.ByQuery))
+			}
+			var phone string
+			run(t, ctx, "read step 1", chromedp.Value("#phone", &phone, chromedp.ByQuery))
+			if phone != "" && !script {
+				t.Errorf("after Back the number field holds %q", phone)
+			}
+		})
 	}
 }

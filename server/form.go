@@ -347,6 +347,32 @@ func (f *forms) pageErrors(next echo.HandlerFunc) echo.HandlerFunc {
 func (f *forms) handleIndex(c echo.Context) error {
 	p := f.page(c, 1)
 	q := c.QueryParams()
+	if _, ok := q["new"]; ok {
+		// "Wrong number?": start again, with an empty field.
+		f.clearCookie(c, stepCookie)
+		return c.Redirect(http.StatusSeeOther, "/")
+	}
+	if done, ok := f.openCookie(c, stepDone); ok {
+		// The end, shown once after the post that got there.
+		f.clearCookie(c, stepDone)
+		num, err := f.flow.Number(done.To)
+		if err == nil {
+			p.Step, p.Verified, p.Receipt = 3, flow.VerifiedLine(num), done.Receipt
+			p.ReturnTo = done.ReturnTo
+			return f.render(c, http.StatusOK, p)
+		}
+	}
+	if _, ok := q["return_to"]; !ok {
+		if st, ok := f.openCookie(c, stepCookie); ok {
+			// A reload of step 2 (a phone back from its messages app)
+			// shows step 2 again, with the same number and wait.
+			if num, err := f.flow.Number(st.To); err == nil {
+				p.withReturn(st, "")
+				f.toStep2(c, p, st, num, st.Again, false)
+				return f.render(c, http.StatusOK, p)
+			}
+		}
+	}
 	if _, ok := q["return_to"]; ok {
 		st, err := f.returnState(q.Get("return_to"), q["nonce"])
 		if err != nil {
@@ -514,9 +540,12 @@ func (f *forms) start(c echo.Context, p *page, st formState, num verify.Number, 
 		}
 		return fail(p, err)
 	}
-	st.Channel = sent.Channel
-	f.toStep2(c, p, st, num, again, true)
-	return f.render(c, http.StatusOK, p)
+	st.Channel, st.Again, st.At = sent.Channel, again, f.now().Unix()
+	st.Bind = f.binding(c)
+	// Post, redirect, get: the step lives in a signed cookie, so a reload
+	// shows step 2 again and Back never asks to send the form again.
+	f.setCookie(c, stepCookie, st, stateTTL)
+	return c.Redirect(http.StatusSeeOther, "/")
 }
 
 // toStep2 shows step 2 for num. A send dates the state anew; otherwise it
@@ -552,10 +581,60 @@ func (f *forms) handleVerify(c echo.Context) error {
 	if err != nil {
 		return fail(p, err)
 	}
-	p.Step, p.State, p.Sent = 3, "", ""
-	p.Verified = flow.VerifiedLine(num)
-	p.Receipt = v.Receipt.Token
-	return f.render(c, http.StatusOK, p)
+	f.clearCookie(c, stepCookie)
+	f.setCookie(c, stepDone, formState{To: num.E164(), ReturnTo: st.ReturnTo, Receipt: v.Receipt.Token,
+		At: f.now().Unix(), Bind: f.binding(c)}, doneTTL)
+	return c.Redirect(http.StatusSeeOther, "/")
+}
+
+// The cookies that carry the form's step between a post and the page it
+// redirects to: step 2's state, and the end (with the receipt) shown once.
+const (
+	stepCookie = "verifyd_step"
+	stepDone   = "verifyd_done"
+	// doneTTL bounds how long the end waits to be shown: the redirect
+	// follows at once.
+	doneTTL = 5 * time.Minute
+)
+
+func (f *forms) cookieNamed(c echo.Context, name string) string {
+	if c.IsTLS() {
+		return "__Host-" + name
+	}
+	return name
+}
+
+// setCookie seals st for name (bound to the visitor's CSRF cookie) into an
+// HttpOnly, SameSite=Strict cookie.
+func (f *forms) setCookie(c echo.Context, name string, st formState, ttl time.Duration) {
+	c.SetCookie(&http.Cookie{Name: f.cookieNamed(c, name), Value: f.seal(name, st), Path: "/", MaxAge: int(ttl.Seconds()),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.IsTLS()})
+}
+
+func (f *forms) clearCookie(c echo.Context, name string) {
+	c.SetCookie(&http.Cookie{Name: f.cookieNamed(c, name), Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.IsTLS()})
+}
+
+// openCookie answers the state in cookie name when it is this service's,
+// of this visitor, and not too old.
+func (f *forms) openCookie(c echo.Context, name string) (formState, bool) {
+	ck, err := c.Request().Cookie(f.cookieNamed(c, name))
+	if err != nil || ck.Value == "" {
+		return formState{}, false
+	}
+	st, err := f.open(name, ck.Value)
+	if err != nil || subtle.ConstantTimeCompare([]byte(st.Bind), []byte(f.binding(c))) != 1 {
+		return formState{}, false
+	}
+	ttl := stateTTL
+	if name == stepDone {
+		ttl = doneTTL
+	}
+	if f.now().Sub(time.Unix(st.At, 0)) > ttl {
+		return formState{}, false
+	}
+	return st, true
 }
 
 // parseForm reads a small urlencoded body and checks its CSRF token.
@@ -654,6 +733,8 @@ type formState struct {
 	Bind     string         `json:"b,omitempty"` // step 2: binding to the CSRF cookie
 	ReturnTo string         `json:"r,omitempty"`
 	Nonce    string         `json:"n,omitempty"`
+	Again    bool           `json:"g,omitempty"` // the last send repeated the code
+	Receipt  string         `json:"x,omitempty"` // the end's receipt, for its one showing
 }
 
 // seal signs st for purpose: a value sealed for one purpose does not open
@@ -680,7 +761,7 @@ func (f *forms) open(purpose, sealed string) (formState, error) {
 		return formState{}, errStaleForm.With(fmt.Errorf("%s malformed: %w", purpose, err), 0)
 	}
 	at := time.Unix(st.At, 0)
-	if (purpose == "state" && st.To == "") || f.now().Sub(at) > stateTTL {
+	if ((purpose == "state" || purpose == stepCookie) && st.To == "") || f.now().Sub(at) > stateTTL {
 		return formState{}, errStaleForm.With(fmt.Errorf("%s from %v", purpose, at), 0)
 	}
 	if st.ReturnTo != "" {

@@ -23,6 +23,9 @@ type browser struct {
 	page    string // the last page's HTML
 	status  int
 	lastCSP string // the last page's Content-Security-Policy
+	// redirected is where the last post sent the browser, "" when it
+	// answered itself.
+	redirected string
 }
 
 var (
@@ -38,12 +41,22 @@ func (b *browser) do(req *http.Request) {
 	rec := httptest.NewRecorder()
 	b.h.ServeHTTP(rec, req)
 	for _, nc := range rec.Result().Cookies() {
-		// A cookie jar: a new cookie replaces the one of the same name.
+		// A cookie jar: a new cookie replaces the one of the same name,
+		// and one that expires goes.
 		b.cookies = slices.DeleteFunc(b.cookies, func(c *http.Cookie) bool { return c.Name == nc.Name })
-		b.cookies = append(b.cookies, nc)
+		if nc.MaxAge >= 0 {
+			b.cookies = append(b.cookies, nc)
+		}
 	}
 	b.page, b.status = rec.Body.String(), rec.Code
 	b.lastCSP = rec.Header().Get("Content-Security-Policy")
+	b.redirected = ""
+	if rec.Code == http.StatusSeeOther {
+		// Post, redirect, get: follow it, as a browser does.
+		loc := rec.Header().Get("Location")
+		b.do(httptest.NewRequest(http.MethodGet, loc, nil))
+		b.redirected = loc
+	}
 }
 
 func (b *browser) get(path string) { b.do(httptest.NewRequest(http.MethodGet, path, nil)) }
@@ -116,6 +129,12 @@ func TestFormFlow(t *testing.T) {
 	b.post("/request", url.Values{"phone": {"+1 415 555 2671"}})
 	b.expect(200, "step-code", "We sent a code to +1 415-555-2671 by text message.",
 		`autocomplete="one-time-code"`, `inputmode="numeric"`, "You can ask for the code again after 30 seconds.", "Wrong number?")
+	if b.redirected != "/" {
+		t.Errorf("a send answered the page itself, not a redirect: a reload would post it again")
+	}
+	// A reload of step 2 shows step 2 again, from the signed cookie.
+	b.get("/")
+	b.expect(200, "step-code", "We sent a code to +1 415-555-2671 by text message.")
 	if len(v.starts) != 1 || v.starts[0].To.E164() != testNumber || v.starts[0].ClientIP != testClientIP {
 		t.Fatalf("upstream saw %+v, want one start to %s from %s", v.starts, testNumber, testClientIP)
 	}

@@ -126,7 +126,12 @@
       .catch(() => { /* no SMS read, or another one asked for: type it */ });
   };
 
-  const toCode = (data) => {
+  // The step survives a reload (a phone coming back from its messages
+  // app): it is kept in this tab's session storage, never beyond it.
+  const saved = 'verifyd-step';
+  const forget = () => { try { sessionStorage.removeItem(saved); } catch { /* private mode */ } };
+
+  const toCode = (data, wait = cooldown) => {
     number = data.phoneNumber;
     shown = data.displayPhoneNumber || data.maskedPhoneNumber;
     $('sent-to').textContent = data.message; // the server's words: where the code went
@@ -135,9 +140,24 @@
     code.value = '';
     setError(code, $('code-error'), '');
     code.focus();
-    countdown(cooldown);
+    countdown(wait);
     listenForCode();
+    try {
+      sessionStorage.setItem(saved, JSON.stringify({ phoneNumber: data.phoneNumber,
+        displayPhoneNumber: shown, message: data.message, resendAt, until: Date.now() + 10 * 60 * 1000 }));
+    } catch { /* private mode: no reload survival */ }
   };
+
+  // A reload of step 2 with script shows step 2 again, with its wait.
+  if (!steps.done.hidden || !steps.code.hidden) forget();
+  else {
+    try {
+      const s = JSON.parse(sessionStorage.getItem(saved) || 'null');
+      if (s && s.until > Date.now()) {
+        toCode(s, Math.max(0, Math.ceil((s.resendAt - Date.now()) / 1000)));
+      } else forget();
+    } catch { forget(); }
+  }
 
   $('form-phone').addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -172,6 +192,7 @@
     busy(btn, false);
     if (data.ok && data.verified) {
       clearInterval(timer);
+      forget();
       document.title = 'Phone number verified';
       $('title').textContent = 'Phone number verified';
       $('done-number').textContent = `${shown} is verified.`;
@@ -227,6 +248,7 @@
   $('change-number').addEventListener('click', (ev) => {
     ev.preventDefault();
     clearInterval(timer);
+    forget();
     number = '';
     show('phone');
     $('phone').value = '';
