@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"verifyd/server"
@@ -572,4 +573,76 @@ func TestBrowserReloadAndBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// axeScript answers axe-core (installed by .ci/run with npm), or skips the
+// test when it is not there, except under CI=true, where it fails.
+func axeScript(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("AXE_CORE_JS")
+	if path == "" {
+		path = filepath.Join("..", ".ci", "axe", "node_modules", "axe-core", "axe.min.js")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("axe-core is not installed (.ci/run installs it with npm): %v", err)
+		}
+		t.Skipf("axe-core is not installed (npm install --prefix .ci/axe axe-core): %v", err)
+	}
+	return string(data)
+}
+
+// audit runs axe-core on the page as it is and fails on any violation.
+func audit(t *testing.T, ctx context.Context, axe, state string) {
+	t.Helper()
+	var violations []struct {
+		ID, Impact, Help string
+		Nodes            []struct{ Target []any }
+	}
+	run(t, ctx, "load axe-core", chromedp.Evaluate(axe, nil))
+	run(t, ctx, "audit "+state, chromedp.Evaluate(`axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)`,
+		&violations, func(p *cdpruntime.EvaluateParams) *cdpruntime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	for _, v := range violations {
+		t.Errorf("%s: axe %s (%s): %s at %v", state, v.ID, v.Impact, v.Help, v.Nodes)
+	}
+}
+
+// TestBrowserAccessibility audits every state of the form with axe-core,
+// light and dark, with script and without: zero violations.
+func TestBrowserAccessibility(t *testing.T) {
+	axe := axeScript(t)
+	for _, dark := range []bool{false, true} {
+		scheme := map[bool]string{false: "light", true: "dark"}[dark]
+		t.Run(scheme, func(t *testing.T) {
+			site, box := startSite(t, 30*time.Second)
+			ctx := newChrome(t, 1280, 800)
+			if dark {
+				run(t, ctx, "ask for dark", emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}))
+			}
+			run(t, ctx, "open", chromedp.Navigate(site+"/"), chromedp.WaitVisible("#phone", chromedp.ByQuery))
+			audit(t, ctx, axe, scheme+" step 1")
+			run(t, ctx, "a bad number", chromedp.SendKeys("#phone", "12345", chromedp.ByQuery),
+				chromedp.Click("#form-phone button", chromedp.ByQuery),
+				poll(`document.getElementById('phone-error').textContent.includes('valid phone number')`))
+			audit(t, ctx, axe, scheme+" step 1 with an error")
+			run(t, ctx, "send", chromedp.Evaluate(`document.getElementById('phone').value = ''`, nil),
+				chromedp.SendKeys("#phone", testNumber, chromedp.ByQuery),
+				chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByQuery))
+			audit(t, ctx, axe, scheme+" step 2")
+			code := box.last(t, testNumber)
+			run(t, ctx, "a wrong code", chromedp.SendKeys("#code", verifytest.WrongCode(code), chromedp.ByQuery),
+				poll(`document.getElementById('code-error').textContent.includes('not right')`))
+			audit(t, ctx, axe, scheme+" step 2 with an error")
+			run(t, ctx, "the code", chromedp.Evaluate(`document.getElementById('code').value = ''`, nil),
+				chromedp.SendKeys("#code", code, chromedp.ByQuery), chromedp.WaitVisible("#step-done", chromedp.ByQuery))
+			audit(t, ctx, axe, scheme+" verified")
+		})
+	}
+	t.Run("a link that cannot be used", func(t *testing.T) {
+		site, _ := startSite(t, 30*time.Second)
+		ctx := newChrome(t, 1280, 800)
+		run(t, ctx, "open", chromedp.Navigate(site+"/?return_to=https%3A%2F%2Fevil.example%2F"), chromedp.WaitVisible("#step-problem", chromedp.ByQuery))
+		audit(t, ctx, axe, "problem page")
+	})
 }
