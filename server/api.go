@@ -57,7 +57,7 @@ type verifyOTPResponse struct {
 	ReceiptExpiresAt string `json:"receiptExpiresAt,omitempty"`
 }
 
-func handleRequestOTP(fl *flow.Flow) echo.HandlerFunc {
+func handleRequestOTP(fl *flow.Flow, cats *catalogs) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var body requestOTPBody
 		if err := decodeJSON(c, &body); err != nil {
@@ -91,7 +91,7 @@ func handleRequestOTP(fl *flow.Flow) echo.HandlerFunc {
 			Channel:          string(sent.Channel),
 			Locale:           sent.Locale,
 			SendCodeAttempts: sent.SendAttempts,
-			Message:          sent.Message(),
+			Message:          sent.Message(cats.translate(cats.pick(c))),
 		})
 	}
 }
@@ -115,7 +115,7 @@ func checkFailures(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func handleVerifyOTP(fl *flow.Flow) echo.HandlerFunc {
+func handleVerifyOTP(fl *flow.Flow, cats *catalogs) echo.HandlerFunc {
 	check := func(c echo.Context) (verifyOTPResponse, error) {
 		var body verifyOTPBody
 		if err := decodeJSON(c, &body); err != nil {
@@ -146,7 +146,7 @@ func handleVerifyOTP(fl *flow.Flow) echo.HandlerFunc {
 			Status:          string(v.Status),
 			PhoneNumber:     v.To,
 			VerificationSID: v.SID,
-			Message:         flow.VerifiedMessage,
+			Message:         cats.translate(cats.pick(c))(flow.VerifiedMessage),
 		}
 		if v.Receipt.Token != "" {
 			out.Receipt = v.Receipt.Token

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -645,4 +646,55 @@ func TestBrowserAccessibility(t *testing.T) {
 		run(t, ctx, "open", chromedp.Navigate(site+"/?return_to=https%3A%2F%2Fevil.example%2F"), chromedp.WaitVisible("#step-problem", chromedp.ByQuery))
 		audit(t, ctx, axe, "problem page")
 	})
+}
+
+// TestBrowserInEveryLanguage walks the form in each language with script,
+// from a link that picks it, keeping a screenshot of each step in
+// test-artifacts/, and fails on any error in the browser's console.
+func TestBrowserInEveryLanguage(t *testing.T) {
+	for _, l := range []struct{ code, heading, verified string }{
+		{"en", "Verify your phone number", "Phone number verified"},
+		{"es", "Verifica tu número de teléfono", "Número de teléfono verificado"},
+		{"de", "Telefonnummer bestätigen", "Telefonnummer bestätigt"},
+		{"fr", "Vérifiez votre numéro de téléphone", "Numéro de téléphone vérifié"},
+		{"pt-BR", "Confirme seu número de telefone", "Número de telefone confirmado"},
+	} {
+		t.Run(l.code, func(t *testing.T) {
+			site, box := startSite(t, 30*time.Second)
+			ctx := newChrome(t, 360, 740)
+			var mu sync.Mutex
+			var consoleErrors []string
+			chromedp.ListenTarget(ctx, func(ev any) {
+				mu.Lock()
+				defer mu.Unlock()
+				switch e := ev.(type) {
+				case *cdpruntime.EventExceptionThrown:
+					consoleErrors = append(consoleErrors, e.ExceptionDetails.Text)
+				case *cdpruntime.EventConsoleAPICalled:
+					if e.Type == cdpruntime.APITypeError {
+						consoleErrors = append(consoleErrors, fmt.Sprint(e.Args))
+					}
+				}
+			})
+			run(t, ctx, "open in "+l.code, chromedp.Navigate(site+"/?lang="+l.code), chromedp.WaitVisible("#phone", chromedp.ByQuery))
+			if h := evalString(t, ctx, `document.documentElement.lang + ' / ' + document.getElementById('title').textContent`); h != l.code+" / "+l.heading {
+				t.Errorf("the page is %q, want %q", h, l.code+" / "+l.heading)
+			}
+			shot(t, ctx, "lang-"+l.code+"-1-number")
+			run(t, ctx, "send", chromedp.SendKeys("#phone", testNumber, chromedp.ByQuery),
+				chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByQuery))
+			shot(t, ctx, "lang-"+l.code+"-2-code")
+			run(t, ctx, "the code", chromedp.SendKeys("#code", box.last(t, testNumber), chromedp.ByQuery),
+				chromedp.WaitVisible("#step-done", chromedp.ByQuery))
+			if h := evalString(t, ctx, `document.title`); h != l.verified {
+				t.Errorf("after success the title is %q, want %q", h, l.verified)
+			}
+			shot(t, ctx, "lang-"+l.code+"-3-done")
+			mu.Lock()
+			defer mu.Unlock()
+			if len(consoleErrors) > 0 {
+				t.Errorf("console errors: %v", consoleErrors)
+			}
+		})
+	}
 }

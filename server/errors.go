@@ -141,7 +141,7 @@ func toDomainError(err error) *verify.Error {
 // comes back as the page it happened on; every other one is JSON. It logs
 // only what an operator must act on (our bugs and our upstream
 // configuration); everything else reaches the log through the access line.
-func errorHandler(logger *slog.Logger, pages *forms) echo.HTTPErrorHandler {
+func errorHandler(logger *slog.Logger, pages *forms, cats *catalogs) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -168,7 +168,10 @@ func errorHandler(logger *slog.Logger, pages *forms) echo.HTTPErrorHandler {
 			_ = c.NoContent(he.status)
 			return
 		}
-		body := errorBody{Error: he.Message, Code: he.Code, RetryAfter: retryAfter, RequestID: requestIDOf(c),
+		// The sentence in the person's language (Accept-Language); the
+		// code stays the same for programs.
+		t := cats.translate(cats.pick(c))
+		body := errorBody{Error: t(he.Message), Code: he.Code, RetryAfter: retryAfter, RequestID: requestIDOf(c),
 			Challenge: he.Challenge}
 		if s, ok := errors.AsType[bodyShaper](err); ok {
 			s.shapeBody(&body)

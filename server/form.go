@@ -21,6 +21,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/text/collate"
 	"golang.org/x/text/language"
 	"golang.org/x/text/language/display"
 
@@ -66,6 +67,7 @@ var errNoReceipts = &verify.Error{Kind: verify.KindInvalid, Code: "receipts_disa
 // forms renders the two-step form and answers its posts, through the same
 // flow as the JSON API.
 type forms struct {
+	cats       *catalogs
 	flow       *flow.Flow
 	now        func() time.Time
 	tmpl       *template.Template
@@ -80,7 +82,7 @@ type forms struct {
 	returns    map[string]bool
 	// countries are the choices of the country select, sorted by name;
 	// only holds the one country served when there is only one.
-	countries []countryChoice
+	countries map[string][]countryChoice // by page language
 	only      string
 	region    string // DEFAULT_REGION
 }
@@ -92,7 +94,7 @@ type countryChoice struct {
 	Selected            bool
 }
 
-func newForms(cfg Config, fl *flow.Flow, assets map[string]string) (*forms, error) {
+func newForms(cfg Config, fl *flow.Flow, assets map[string]string, cats *catalogs) (*forms, error) {
 	tmpl, err := template.New("index.html").Funcs(template.FuncMap{
 		"hasSelected": func(cs []countryChoice) bool {
 			return slices.ContainsFunc(cs, func(c countryChoice) bool { return c.Selected })
@@ -102,6 +104,7 @@ func newForms(cfg Config, fl *flow.Flow, assets map[string]string) (*forms, erro
 		return nil, fmt.Errorf("page template: %w", err)
 	}
 	f := &forms{
+		cats: cats,
 		flow:       fl,
 		now:        cfg.Now,
 		tmpl:       tmpl,
@@ -132,9 +135,12 @@ func newForms(cfg Config, fl *flow.Flow, assets map[string]string) (*forms, erro
 		f.cooldown = defaultResendCooldown
 	}
 	f.region = fl.DefaultRegion()
-	f.countries = countryChoices(cfg.Countries)
-	if len(f.countries) == 1 {
-		f.only = f.countries[0].Code
+	f.countries = map[string][]countryChoice{}
+	for i, code := range cats.codes {
+		f.countries[code] = countryChoices(cfg.Countries, cats.tags[i])
+	}
+	if en := f.countries["en"]; len(en) == 1 {
+		f.only = en[0].Code
 	}
 	f.example = "+14155552671"
 	if region := fl.DefaultRegion(); region != "" {
@@ -147,15 +153,16 @@ func newForms(cfg Config, fl *flow.Flow, assets map[string]string) (*forms, erro
 
 // countryChoices lists the countries a person may choose: the allowed ones,
 // or every region phone numbers are known for, each with its calling code
-// and an example mobile number in its national format.
-func countryChoices(allowed []string) []countryChoice {
+// and an example mobile number in its national format, named and sorted
+// in lang.
+func countryChoices(allowed []string, lang language.Tag) []countryChoice {
 	regions := allowed
 	if len(regions) == 0 {
 		for r := range phonenumbers.GetSupportedRegions() {
 			regions = append(regions, r)
 		}
 	}
-	names := display.English.Regions()
+	names := display.Regions(lang)
 	var out []countryChoice
 	for _, r := range regions {
 		r = strings.ToUpper(strings.TrimSpace(r))
@@ -173,7 +180,8 @@ func countryChoices(allowed []string) []countryChoice {
 		}
 		out = append(out, c)
 	}
-	slices.SortFunc(out, func(a, b countryChoice) int { return strings.Compare(a.Name, b.Name) })
+	coll := collate.New(lang, collate.Loose)
+	slices.SortFunc(out, func(a, b countryChoice) int { return coll.CompareString(a.Name, b.Name) })
 	return out
 }
 
@@ -197,7 +205,7 @@ func (f *forms) defaultCountry(acceptLanguage string) string {
 }
 
 func (f *forms) offers(code string) bool {
-	return slices.ContainsFunc(f.countries, func(c countryChoice) bool { return c.Code == code })
+	return slices.ContainsFunc(f.countries["en"], func(c countryChoice) bool { return c.Code == code })
 }
 
 // exactOrigin checks that o is an origin (scheme://host[:port], nothing
@@ -231,6 +239,10 @@ type page struct {
 	Verified    string
 	Problem     string // step 0's explanation
 	Invalid     bool   // the error is about what was typed: mark the field
+	Lang        string // the page's language (BCP 47)
+	Langs       []langChoice
+	JSTexts     string // the script's sentences in the page's language, as JSON
+	t           flow.Translate
 	CodeLength  int    // digits of a code, 0 when the backend does not say
 	// Return is step 1's signed hand-off (return_to and nonce); ReturnTo
 	// and Nonce are the same in the clear, for the Continue form and the
@@ -238,23 +250,51 @@ type page struct {
 	Return, ReturnTo, Nonce, Receipt string
 }
 
+// langChoice is one link of the language switch.
+type langChoice struct {
+	Code, Name string
+	Current    bool
+}
+
+// T answers msg in the page's language (see flow.Translate).
+func (p *page) T(msg string, args ...string) string { return p.t(msg, args...) }
+
 type channelChoice struct {
 	Value, Label string
 	Checked      bool
 }
+
+// jsTexts are the script's sentences, sent to it in the page's language.
+var jsTexts = []string{"Checking…", "Sending…", "You can ask for the code again in {n} s.",
+	"You can ask for the code again in {n} seconds.", "You can ask for the code again now.",
+	"Type the number as you would dial it in that country, or with the country code.",
+	"Include your country code, for example {example}.",
+	"We could not reach the server. Check your connection and try again.",
+	"Something went wrong. Please try again.", "You can try again in {wait}.", "{n} seconds", "{n} minutes",
+	"{number} is verified.", "Phone number verified"}
 
 var channelLabels = map[verify.Channel]string{
 	verify.ChannelSMS: "Text message", verify.ChannelCall: "Phone call", verify.ChannelWhatsApp: "WhatsApp",
 }
 
 func (f *forms) page(c echo.Context, step int) *page {
-	p := &page{Step: step, CodeLength: f.codeLength, CSS: f.css, JS: f.js, PoW: f.pow, Icon: f.icon, CSRF: f.csrfToken(c), Example: f.example,
+	lang := f.cats.pick(c)
+	t := f.cats.translate(lang)
+	js := map[string]string{}
+	for _, k := range jsTexts {
+		js[k] = t(k)
+	}
+	jsData, _ := json.Marshal(js)
+	p := &page{Step: step, Lang: lang, t: t, JSTexts: string(jsData), CodeLength: f.codeLength, CSS: f.css, JS: f.js, PoW: f.pow, Icon: f.icon, CSRF: f.csrfToken(c), Example: f.example,
 		Cooldown: int(f.cooldown.Seconds())}
-	p.Countries = slices.Clone(f.countries)
+	p.Countries = slices.Clone(f.countries[lang])
 	p.choose(f.defaultCountry(c.Request().Header.Get("Accept-Language")))
+	for _, code := range f.cats.codes {
+		p.Langs = append(p.Langs, langChoice{Code: code, Name: f.cats.names[code], Current: code == lang})
+	}
 	if chs := f.flow.Channels(); len(chs) > 1 {
 		for i, ch := range chs {
-			p.Channels = append(p.Channels, channelChoice{Value: string(ch), Label: channelLabels[ch], Checked: i == 0})
+			p.Channels = append(p.Channels, channelChoice{Value: string(ch), Label: t(channelLabels[ch]), Checked: i == 0})
 		}
 	}
 	return p
@@ -305,11 +345,11 @@ func fail(p *page, err error) error { return &pageFailure{page: p, err: err} }
 // renderFailure shows a failure on its page: on the field it belongs to,
 // with the wait when one is known.
 func (f *forms) renderFailure(c echo.Context, he httpError, p *page) error {
-	msg := flow.FailureText(he.Error)
+	msg := flow.FailureText(p.t, he.Error)
 	if he.Challenge != nil {
 		// The form's script solves it without the person noticing; a page
 		// without script cannot, and says so.
-		msg = flow.ChallengeNeedsScript
+		msg = p.t(flow.ChallengeNeedsScript)
 	}
 	switch p.Step {
 	case 0:
@@ -357,7 +397,7 @@ func (f *forms) handleIndex(c echo.Context) error {
 		f.clearCookie(c, stepDone)
 		num, err := f.flow.Number(done.To)
 		if err == nil {
-			p.Step, p.Verified, p.Receipt = 3, flow.VerifiedLine(num), done.Receipt
+			p.Step, p.Verified, p.Receipt = 3, flow.VerifiedLine(p.t, num), done.Receipt
 			p.ReturnTo = done.ReturnTo
 			return f.render(c, http.StatusOK, p)
 		}
@@ -526,8 +566,10 @@ func (f *forms) handleResend(c echo.Context) error {
 func (f *forms) start(c echo.Context, p *page, st formState, num verify.Number, channel, proof string, again bool) error {
 	setLogTarget(c, num)
 	sent, err := f.flow.Start(c.Request().Context(), flow.Start{
-		To:             num,
-		Channel:        channel,
+		To:      num,
+		Channel: channel,
+		// The message in the page's language (each is one of Twilio's).
+		Locale:         p.Lang,
 		AcceptLanguage: c.Request().Header.Get("Accept-Language"),
 		ClientIP:       clientIP(c),
 		Proof:          proof,
@@ -558,7 +600,7 @@ func (f *forms) toStep2(c echo.Context, p *page, st formState, num verify.Number
 	st.Bind = f.binding(c)
 	p.State = f.seal("state", st)
 	p.ResendAfter = max(0, int(time.Unix(st.At, 0).Add(f.cooldown).Sub(f.now()).Seconds()))
-	p.Sent = flow.SentMessage(num, st.Channel, again)
+	p.Sent = flow.SentMessage(p.t, num, st.Channel, again)
 }
 
 // handleVerify is step 2's post: check the code for the signed number, and

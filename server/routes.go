@@ -8,7 +8,7 @@ import (
 
 // addRoutes lists verifyd's whole URL surface. Everything served by GET is
 // served by HEAD too: probes and uptime checkers use either.
-func addRoutes(e *echo.Echo, cfg Config, pages *forms, static echo.HandlerFunc) {
+func addRoutes(e *echo.Echo, cfg Config, pages *forms, cats *catalogs, static echo.HandlerFunc) {
 	get := func(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
 		e.Match([]string{http.MethodGet, http.MethodHead}, path, h, m...)
 	}
@@ -30,11 +30,11 @@ func addRoutes(e *echo.Echo, cfg Config, pages *forms, static echo.HandlerFunc) 
 
 	// Route-level middleware, not a group's: an echo group with middleware
 	// catches every path under it and answers 404 where 405 is right.
-	e.POST("/api/request-otp", handleRequestOTP(cfg.Flow), noStore)
+	e.POST("/api/request-otp", handleRequestOTP(cfg.Flow, cats), noStore)
 	if cfg.Challenges != nil {
 		get("/api/challenge", handleChallenge(cfg.Challenges), noStore)
 	}
-	e.POST("/api/verify-otp", handleVerifyOTP(cfg.Flow), noStore, checkFailures, recoverPanics)
+	e.POST("/api/verify-otp", handleVerifyOTP(cfg.Flow, cats), noStore, checkFailures, recoverPanics)
 
 	// The pages: their failures, panics included, come back as pages.
 	get("/", pages.handleIndex, pages.pageErrors, recoverPanics)

@@ -106,11 +106,15 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: static assets: %w", err)
 	}
-	pages, err := newForms(cfg, cfg.Flow, urls)
+	cats, err := loadCatalogs(cfg.Web)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	e.HTTPErrorHandler = errorHandler(cfg.Logger, pages)
+	pages, err := newForms(cfg, cfg.Flow, urls, cats)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	e.HTTPErrorHandler = errorHandler(cfg.Logger, pages, cats)
 
 	e.Use(requestID)
 	if cfg.Metrics != nil {
@@ -131,7 +135,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 			MaxAge:         600,
 		}).Handler))
 	}
-	addRoutes(e, cfg, pages, serveStatic(cfg.Static, hashes))
+	addRoutes(e, cfg, pages, cats, serveStatic(cfg.Static, hashes))
 	return e, nil
 }
 

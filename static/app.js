@@ -8,6 +8,11 @@
   if (!app || !window.fetch) return;
   const steps = { phone: $('step-phone'), code: $('step-code'), done: $('step-done') };
   const cooldown = Number(app.dataset.cooldown) || 30;
+  // The page's sentences in its language, from the server; tr fills {name}s.
+  let texts = {};
+  try { texts = JSON.parse(app.dataset.i18n || '{}'); } catch { /* English */ }
+  const tr = (msg, args = {}) => Object.entries(args).reduce(
+    (s, [k, v]) => s.split(`{${k}}`).join(String(v)), texts[msg] || msg);
   let number = ''; // the E.164 number the pending code went to
   let shown = ''; // the same, as the page shows it
   let timer = 0;
@@ -27,12 +32,12 @@
 
   // busy shows that a request is on its way on its button.
   const busy = (btn, on) => {
-    if (on) { btn.dataset.label = btn.textContent; btn.textContent = 'Sending…'; }
+    if (on) { btn.dataset.label = btn.textContent; btn.textContent = tr('Sending…'); }
     else if (btn.dataset.label) btn.textContent = btn.dataset.label;
     btn.disabled = on;
   };
 
-  const wait = (s) => (s >= 120 ? `${Math.ceil(s / 60)} minutes` : `${s} seconds`);
+  const wait = (s) => (s >= 120 ? tr('{n} minutes', { n: Math.ceil(s / 60) }) : tr('{n} seconds', { n: s }));
 
   // post sends JSON and answers the body, with ok and a message ready to show.
   const post = async (path, body) => {
@@ -44,7 +49,7 @@
         body: JSON.stringify(body),
       });
     } catch {
-      return { ok: false, message: 'We could not reach the server. Check your connection and try again.' };
+      return { ok: false, message: tr('We could not reach the server. Check your connection and try again.') };
     }
     let data = {};
     try { data = await res.json(); } catch { /* not JSON: a proxy's page */ }
@@ -52,8 +57,8 @@
     data.status = res.status;
     if (!res.ok) {
       const after = data.retryAfter || Number(res.headers.get('Retry-After')) || 0;
-      const error = data.error || 'Something went wrong. Please try again.';
-      data.message = after ? `${error.replace(/ Please try again later\.$/, '')} You can try again in ${wait(after)}.` : error;
+      const error = data.error || tr('Something went wrong. Please try again.');
+      data.message = after ? `${error.replace(/ Please try again later\.$/, '')} ${tr('You can try again in {wait}.', { wait: wait(after) })}` : error;
     }
     return data;
   };
@@ -93,18 +98,18 @@
   const countdown = (secs) => {
     clearInterval(timer);
     resendAt = Date.now() + secs * 1000;
-    announce(`You can ask for the code again in ${secs} seconds.`);
+    announce(tr('You can ask for the code again in {n} seconds.', { n: secs }));
     const tick = () => {
       const left = Math.ceil((resendAt - Date.now()) / 1000);
       if (left <= 0) {
         clearInterval(timer);
         resend.disabled = false;
         resendWait.textContent = '';
-        announce('You can ask for the code again now.');
+        announce(tr('You can ask for the code again now.'));
         return;
       }
       resend.disabled = true;
-      resendWait.textContent = `You can ask for the code again in ${left} s.`;
+      resendWait.textContent = tr('You can ask for the code again in {n} s.', { n: left });
     };
     tick();
     timer = setInterval(tick, 1000);
@@ -166,9 +171,12 @@
     const picked = document.querySelector('input[name=channel]:checked');
     const body = { phoneNumber: phone.value };
     if ($('country') && $('country').value) body.country = $('country').value;
+    // The message in the page's language (the server's languages are all
+    // Twilio's too).
+    body.locale = document.documentElement.lang || undefined;
     if (picked) body.channel = picked.value;
     busy(btn, true);
-    const data = await sendCode(body, () => { $('phone-error').textContent = 'Checking…'; });
+    const data = await sendCode(body, () => { $('phone-error').textContent = tr('Checking…'); });
     busy(btn, false);
     if (!data.ok) {
       setError(phone, $('phone-error'), data.message, data.status);
@@ -193,9 +201,9 @@
     if (data.ok && data.verified) {
       clearInterval(timer);
       forget();
-      document.title = 'Phone number verified';
-      $('title').textContent = 'Phone number verified';
-      $('done-number').textContent = `${shown} is verified.`;
+      document.title = tr('Phone number verified');
+      $('title').textContent = tr('Phone number verified');
+      $('done-number').textContent = tr('{number} is verified.', { number: shown });
       // The hand-off back to the app: the receipt goes by POST, never in
       // a URL.
       if ($('receipt') && data.receipt) $('receipt').value = data.receipt;
@@ -218,7 +226,7 @@
     if (!number) return;
     ev.preventDefault();
     resend.disabled = true;
-    const data = await sendCode({ phoneNumber: number }, () => { resendWait.textContent = 'Checking…'; });
+    const data = await sendCode({ phoneNumber: number }, () => { resendWait.textContent = tr('Checking…'); });
     if (!data.ok) {
       resend.disabled = false;
       setError($('code'), $('code-error'), data.message, data.status);
@@ -240,8 +248,8 @@
   if ($('country')) {
     $('country').addEventListener('change', () => {
       $('phone-hint').textContent = $('country').value
-        ? 'Type the number as you would dial it in that country, or with the country code.'
-        : 'Include your country code, for example +14155552671.';
+        ? tr('Type the number as you would dial it in that country, or with the country code.')
+        : tr('Include your country code, for example {example}.', { example: '+14155552671' });
     });
   }
 

@@ -6,5 +6,5 @@ import "embed"
 
 // FS holds the templates, under templates/.
 //
-//go:embed templates/*.html
+//go:embed templates/*.html i18n/*.json
 var FS embed.FS

@@ -109,8 +109,8 @@ type Sent struct {
 // verification (the same code, sent again).
 func (s Sent) Resent() bool { return s.SendAttempts > 1 }
 
-// Message says where the code went, as a person reads it.
-func (s Sent) Message() string { return SentMessage(s.To, s.Channel, s.Resent()) }
+// Message says where the code went, as a person reads it, in t's language.
+func (s Sent) Message(t Translate) string { return SentMessage(t, s.To, s.Channel, s.Resent()) }
 
 // Start validates in and sends a code. Nothing reaches the backend unless
 // every input is valid.
