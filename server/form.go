@@ -529,6 +529,27 @@ func (f *forms) handleRequest(c echo.Context) error {
 	return f.start(c, p, st, num, r.PostFormValue("channel"), r.PostFormValue("altcha"), false)
 }
 
+// unsealedNumber reads the number out of a step-2 state whose seal no
+// longer opens (the process restarted without FORM_SECRET, so with a new
+// key), to put it back in step 1's field: the person sends it again with
+// one click instead of typing it again. Nothing is trusted from it: it is
+// what they typed, shown back to them, and checked like any input.
+func unsealedNumber(sealed string) string {
+	enc, _, _ := strings.Cut(sealed, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil || len(payload) > 1024 {
+		return ""
+	}
+	var st formState
+	if json.Unmarshal(payload, &st) != nil {
+		return ""
+	}
+	if _, err := (verify.PhoneParser{}).Parse(st.To); err != nil {
+		return ""
+	}
+	return st.To
+}
+
 // stepTwo reads a post from step 2: its token checked, its signed state
 // opened, its number read back.
 func (f *forms) stepTwo(c echo.Context) (formState, verify.Number, error) {
@@ -554,6 +575,7 @@ func (f *forms) handleResend(c echo.Context) error {
 	p := f.page(c, 1)
 	st, num, err := f.stepTwo(c)
 	if err != nil {
+		p.Phone = unsealedNumber(c.Request().PostFormValue("state"))
 		return fail(p, err)
 	}
 	p.Phone = st.To
@@ -610,6 +632,7 @@ func (f *forms) handleVerify(c echo.Context) error {
 	p := f.page(c, 1)
 	st, num, err := f.stepTwo(c)
 	if err != nil {
+		p.Phone = unsealedNumber(c.Request().PostFormValue("state"))
 		return fail(p, err)
 	}
 	p.withReturn(st, "")

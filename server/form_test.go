@@ -503,3 +503,21 @@ func TestFormWording(t *testing.T) {
 		t.Error("a refused resend says the code was sent again")
 	}
 }
+
+// TestFormSurvivesARestart: a step-2 post whose state was sealed by
+// another process (no FORM_SECRET, so another key) falls back to step 1
+// with the number already in the field.
+func TestFormSurvivesARestart(t *testing.T) {
+	before := newBrowser(t, &recordingVerifier{}, handlerOpts{})
+	before.get("/")
+	before.post("/request", url.Values{"phone": {testNumber}})
+	state := before.field(stateField)
+
+	after := &browser{t: t, h: newTestHandler(t, &recordingVerifier{}, handlerOpts{})}
+	after.get("/")
+	after.post("/verify", url.Values{"code": {"123456"}, "state": {state}})
+	after.expect(410, "step-phone", "This page has expired.")
+	if !strings.Contains(html.UnescapeString(after.page), `value="`+testNumber+`"`) {
+		t.Error("after a restart the number is lost")
+	}
+}
