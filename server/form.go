@@ -104,7 +104,7 @@ func newForms(cfg Config, fl *flow.Flow, assets map[string]string, cats *catalog
 		return nil, fmt.Errorf("page template: %w", err)
 	}
 	f := &forms{
-		cats: cats,
+		cats:       cats,
 		flow:       fl,
 		now:        cfg.Now,
 		tmpl:       tmpl,
@@ -243,7 +243,7 @@ type page struct {
 	Langs       []langChoice
 	JSTexts     string // the script's sentences in the page's language, as JSON
 	t           flow.Translate
-	CodeLength  int    // digits of a code, 0 when the backend does not say
+	CodeLength  int // digits of a code, 0 when the backend does not say
 	// Return is step 1's signed hand-off (return_to and nonce); ReturnTo
 	// and Nonce are the same in the clear, for the Continue form and the
 	// script; Receipt is what Continue posts.

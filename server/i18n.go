@@ -21,8 +21,8 @@ import (
 // adding a file.
 type catalogs struct {
 	tags    []language.Tag
-	codes   []string            // BCP 47, as the files are named ("pt-BR")
-	names   map[string]string   // each language's own name for itself
+	codes   []string          // BCP 47, as the files are named ("pt-BR")
+	names   map[string]string // each language's own name for itself
 	msgs    map[string]map[string]string
 	matcher language.Matcher
 }
