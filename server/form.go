@@ -389,12 +389,12 @@ func (f *forms) handleIndex(c echo.Context) error {
 	q := c.QueryParams()
 	if _, ok := q["new"]; ok {
 		// "Wrong number?": start again, with an empty field.
-		f.clearCookie(c, stepCookie)
+		f.clearCookie(c, sealStep)
 		return c.Redirect(http.StatusSeeOther, "/")
 	}
-	if done, ok := f.openCookie(c, stepDone); ok {
+	if done, ok := f.openCookie(c, sealDone); ok {
 		// The end, shown once after the post that got there.
-		f.clearCookie(c, stepDone)
+		f.clearCookie(c, sealDone)
 		num, err := f.flow.Number(done.To)
 		if err == nil {
 			p.Step, p.Verified, p.Receipt = 3, flow.VerifiedLine(p.t, num), done.Receipt
@@ -403,7 +403,7 @@ func (f *forms) handleIndex(c echo.Context) error {
 		}
 	}
 	if _, ok := q["return_to"]; !ok {
-		if st, ok := f.openCookie(c, stepCookie); ok {
+		if st, ok := f.openCookie(c, sealStep); ok {
 			// A reload of step 2 (a phone back from its messages app)
 			// shows step 2 again, with the same number and wait.
 			if num, err := f.flow.Number(st.To); err == nil {
@@ -419,7 +419,7 @@ func (f *forms) handleIndex(c echo.Context) error {
 			p.Step = 0
 			return fail(p, err)
 		}
-		p.withReturn(st, f.seal("return", st))
+		p.withReturn(st, f.seal(c, sealReturn, st))
 	} else if _, ok := q["nonce"]; ok {
 		p.Step = 0
 		return fail(p, errReturnTo.With(errors.New("nonce without return_to"), 0))
@@ -510,7 +510,7 @@ func (f *forms) handleRequest(c echo.Context) error {
 		// Opened before the token is judged, so that a refused post still
 		// shows a page that returns to the app.
 		var err error
-		if st, err = f.open("return", sealed); err != nil {
+		if st, err = f.open(c, sealReturn, sealed); err != nil {
 			return fail(p, err)
 		}
 		p.withReturn(st, sealed)
@@ -556,12 +556,9 @@ func (f *forms) stepTwo(c echo.Context) (formState, verify.Number, error) {
 	if err := f.parseForm(c); err != nil {
 		return formState{}, verify.Number{}, err
 	}
-	st, err := f.open("state", c.Request().PostFormValue("state"))
+	st, err := f.open(c, sealState, c.Request().PostFormValue("state"))
 	if err != nil {
 		return formState{}, verify.Number{}, err
-	}
-	if subtle.ConstantTimeCompare([]byte(st.Bind), []byte(f.binding(c))) != 1 {
-		return formState{}, verify.Number{}, errForgery.With(errors.New("state made for another cookie"), 0)
 	}
 	num, err := f.flow.Number(st.To)
 	if err != nil {
@@ -580,7 +577,7 @@ func (f *forms) handleResend(c echo.Context) error {
 	}
 	p.Phone = st.To
 	if st.ReturnTo != "" {
-		p.withReturn(st, f.seal("return", formState{ReturnTo: st.ReturnTo, Nonce: st.Nonce, At: f.now().Unix()}))
+		p.withReturn(st, f.seal(c, sealReturn, formState{ReturnTo: st.ReturnTo, Nonce: st.Nonce, At: f.now().Unix()}))
 	}
 	return f.start(c, p, st, num, string(st.Channel), c.Request().PostFormValue("altcha"), true)
 }
@@ -605,10 +602,9 @@ func (f *forms) start(c echo.Context, p *page, st formState, num verify.Number, 
 		return fail(p, err)
 	}
 	st.Channel, st.Again, st.At = sent.Channel, again, f.now().Unix()
-	st.Bind = f.binding(c)
 	// Post, redirect, get: the step lives in a signed cookie, so a reload
 	// shows step 2 again and Back never asks to send the form again.
-	f.setCookie(c, stepCookie, st, stateTTL)
+	f.setCookie(c, sealStep, st)
 	return c.Redirect(http.StatusSeeOther, "/")
 }
 
@@ -619,8 +615,7 @@ func (f *forms) toStep2(c echo.Context, p *page, st formState, num verify.Number
 	if sent || st.At == 0 {
 		st.At = f.now().Unix()
 	}
-	st.Bind = f.binding(c)
-	p.State = f.seal("state", st)
+	p.State = f.seal(c, sealState, st)
 	p.ResendAfter = max(0, int(time.Unix(st.At, 0).Add(f.cooldown).Sub(f.now()).Seconds()))
 	p.Sent = flow.SentMessage(p.t, num, st.Channel, again)
 }
@@ -646,60 +641,42 @@ func (f *forms) handleVerify(c echo.Context) error {
 	if err != nil {
 		return fail(p, err)
 	}
-	f.clearCookie(c, stepCookie)
-	f.setCookie(c, stepDone, formState{To: num.E164(), ReturnTo: st.ReturnTo, Receipt: v.Receipt.Token,
-		At: f.now().Unix(), Bind: f.binding(c)}, doneTTL)
+	f.clearCookie(c, sealStep)
+	f.setCookie(c, sealDone, formState{To: num.E164(), ReturnTo: st.ReturnTo, Receipt: v.Receipt.Token,
+		At: f.now().Unix()})
 	return c.Redirect(http.StatusSeeOther, "/")
 }
 
-// The cookies that carry the form's step between a post and the page it
-// redirects to: step 2's state, and the end (with the receipt) shown once.
-const (
-	stepCookie = "verifyd_step"
-	stepDone   = "verifyd_done"
-	// doneTTL bounds how long the end waits to be shown: the redirect
-	// follows at once.
-	doneTTL = 5 * time.Minute
-)
-
-func (f *forms) cookieNamed(c echo.Context, name string) string {
-	if c.IsTLS() {
-		return "__Host-" + name
+// cookie is one of the form's cookies: HttpOnly, SameSite=Strict, and over
+// HTTPS a __Host- cookie (Secure, this host only, path /), so that no
+// sibling subdomain can plant one. maxAge 0 keeps it for the session, < 0
+// deletes it.
+func (f *forms) cookie(c echo.Context, name, value string, maxAge int) *http.Cookie {
+	ck := &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.IsTLS()}
+	if ck.Secure {
+		ck.Name = "__Host-" + name
 	}
-	return name
+	return ck
 }
 
-// setCookie seals st for name (bound to the visitor's CSRF cookie) into an
-// HttpOnly, SameSite=Strict cookie.
-func (f *forms) setCookie(c echo.Context, name string, st formState, ttl time.Duration) {
-	c.SetCookie(&http.Cookie{Name: f.cookieNamed(c, name), Value: f.seal(name, st), Path: "/", MaxAge: int(ttl.Seconds()),
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.IsTLS()})
+// setCookie seals st as p into p's cookie.
+func (f *forms) setCookie(c echo.Context, p sealing, st formState) {
+	c.SetCookie(f.cookie(c, p.name, f.seal(c, p, st), int(p.ttl.Seconds())))
 }
 
-func (f *forms) clearCookie(c echo.Context, name string) {
-	c.SetCookie(&http.Cookie{Name: f.cookieNamed(c, name), Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.IsTLS()})
+func (f *forms) clearCookie(c echo.Context, p sealing) {
+	c.SetCookie(f.cookie(c, p.name, "", -1))
 }
 
-// openCookie answers the state in cookie name when it is this service's,
-// of this visitor, and not too old.
-func (f *forms) openCookie(c echo.Context, name string) (formState, bool) {
-	ck, err := c.Request().Cookie(f.cookieNamed(c, name))
+// openCookie answers the state in p's cookie when it opens (see open).
+func (f *forms) openCookie(c echo.Context, p sealing) (formState, bool) {
+	ck, err := c.Request().Cookie(f.cookie(c, p.name, "", 0).Name)
 	if err != nil || ck.Value == "" {
 		return formState{}, false
 	}
-	st, err := f.open(name, ck.Value)
-	if err != nil || subtle.ConstantTimeCompare([]byte(st.Bind), []byte(f.binding(c))) != 1 {
-		return formState{}, false
-	}
-	ttl := stateTTL
-	if name == stepDone {
-		ttl = doneTTL
-	}
-	if f.now().Sub(time.Unix(st.At, 0)) > ttl {
-		return formState{}, false
-	}
-	return st, true
+	st, err := f.open(c, p, ck.Value)
+	return st, err == nil
 }
 
 // parseForm reads a small urlencoded body and checks its CSRF token.
@@ -728,24 +705,13 @@ func (f *forms) parseForm(c echo.Context) error {
 
 // The CSRF cookie holds a random id and the service's MAC of it: a value a
 // client makes up is refused, so a token is only ever one the service
-// issued for that cookie. Over HTTPS it is a __Host- cookie: Secure, for
-// this host only, path /, so no sibling subdomain can plant one.
-const (
-	csrfCookieHost = "__Host-verifyd_csrf"
-	csrfIDLen      = 26 // rand.Text
-)
-
-func (f *forms) cookieName(c echo.Context) string {
-	if c.IsTLS() {
-		return csrfCookieHost
-	}
-	return csrfCookie
-}
+// issued for that cookie.
+const csrfIDLen = 26 // rand.Text
 
 // sessionID answers the id of the visitor's CSRF cookie when the service
 // made it.
 func (f *forms) sessionID(c echo.Context) (string, bool) {
-	ck, err := c.Request().Cookie(f.cookieName(c))
+	ck, err := c.Request().Cookie(f.cookie(c, csrfCookie, "", 0).Name)
 	if err != nil {
 		return "", false
 	}
@@ -765,16 +731,15 @@ func (f *forms) csrfToken(c echo.Context) string {
 	id, ok := f.sessionID(c)
 	if !ok {
 		id = rand.Text()
-		value := id + "." + base64.RawURLEncoding.EncodeToString(f.mac("cookie", []byte(id)))
-		c.SetCookie(&http.Cookie{Name: f.cookieName(c), Value: value, Path: "/", HttpOnly: true,
-			SameSite: http.SameSiteStrictMode, Secure: c.IsTLS()})
+		ck := f.cookie(c, csrfCookie, id+"."+base64.RawURLEncoding.EncodeToString(f.mac("cookie", []byte(id))), 0)
+		c.SetCookie(ck)
 		// The rest of this request reads the cookie it just made.
-		c.Request().AddCookie(&http.Cookie{Name: f.cookieName(c), Value: value})
+		c.Request().AddCookie(ck)
 	}
 	return base64.RawURLEncoding.EncodeToString(f.mac("csrf", []byte(id)))
 }
 
-// binding ties a step-2 state to the visitor's cookie, so that one
+// binding ties a sealed state to the visitor's cookie, so that one
 // session's state does not work with another's cookie.
 func (f *forms) binding(c echo.Context) string {
 	id, _ := f.sessionID(c)
@@ -802,32 +767,61 @@ type formState struct {
 	Receipt  string         `json:"x,omitempty"` // the end's receipt, for its one showing
 }
 
-// seal signs st for purpose: a value sealed for one purpose does not open
-// for another.
-func (f *forms) seal(purpose string, st formState) string {
+// A sealing is one use of a signed formState: a value sealed for one does
+// not open for another, nor after its ttl.
+type sealing struct {
+	name   string
+	ttl    time.Duration
+	number bool // carries the number: refused without one
+	bound  bool // tied to the visitor's CSRF cookie (see binding)
+}
+
+var (
+	// sealReturn is step 1's hand-off to the app, in a hidden field.
+	sealReturn = sealing{name: "return", ttl: stateTTL}
+	// sealState is step 2's state, in a hidden field.
+	sealState = sealing{name: "state", ttl: stateTTL, number: true, bound: true}
+	// sealStep and sealDone are the cookies that carry the form's step
+	// between a post and the page it redirects to: step 2's state, and the
+	// end (with the receipt) shown once, which the redirect follows at once.
+	sealStep = sealing{name: "verifyd_step", ttl: stateTTL, number: true, bound: true}
+	sealDone = sealing{name: "verifyd_done", ttl: 5 * time.Minute, bound: true}
+)
+
+// seal signs st for p, bound to the visitor when p is.
+func (f *forms) seal(c echo.Context, p sealing, st formState) string {
+	if p.bound {
+		st.Bind = f.binding(c)
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // a return_to's "&" stays one byte, not six
 	_ = enc.Encode(st)       // strings and numbers only: cannot fail
 	payload := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	return base64.RawURLEncoding.EncodeToString(payload) + "." +
-		base64.RawURLEncoding.EncodeToString(f.mac(purpose, payload))
+		base64.RawURLEncoding.EncodeToString(f.mac(p.name, payload))
 }
 
-func (f *forms) open(purpose, sealed string) (formState, error) {
+// open answers the state sealed for p when this service sealed it (for this
+// visitor, when p is bound), it is not older than p's ttl, and its
+// return_to is still allowed.
+func (f *forms) open(c echo.Context, p sealing, sealed string) (formState, error) {
 	enc, sig, ok := strings.Cut(sealed, ".")
 	payload, err1 := base64.RawURLEncoding.DecodeString(enc)
 	mac, err2 := base64.RawURLEncoding.DecodeString(sig)
-	if !ok || err1 != nil || err2 != nil || !hmac.Equal(mac, f.mac(purpose, payload)) {
-		return formState{}, errStaleForm.With(errors.New(purpose+" missing or forged"), 0)
+	if !ok || err1 != nil || err2 != nil || !hmac.Equal(mac, f.mac(p.name, payload)) {
+		return formState{}, errStaleForm.With(errors.New(p.name+" missing or forged"), 0)
 	}
 	var st formState
 	if err := json.Unmarshal(payload, &st); err != nil {
-		return formState{}, errStaleForm.With(fmt.Errorf("%s malformed: %w", purpose, err), 0)
+		return formState{}, errStaleForm.With(fmt.Errorf("%s malformed: %w", p.name, err), 0)
 	}
 	at := time.Unix(st.At, 0)
-	if ((purpose == "state" || purpose == stepCookie) && st.To == "") || f.now().Sub(at) > stateTTL {
-		return formState{}, errStaleForm.With(fmt.Errorf("%s from %v", purpose, at), 0)
+	if (p.number && st.To == "") || f.now().Sub(at) > p.ttl {
+		return formState{}, errStaleForm.With(fmt.Errorf("%s from %v", p.name, at), 0)
+	}
+	if p.bound && subtle.ConstantTimeCompare([]byte(st.Bind), []byte(f.binding(c))) != 1 {
+		return formState{}, errForgery.With(errors.New(p.name+" made for another cookie"), 0)
 	}
 	if st.ReturnTo != "" {
 		// The allowlist may have changed since the page was made.
