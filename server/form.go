@@ -192,13 +192,9 @@ func (f *forms) defaultCountry(acceptLanguage string) string {
 	if f.only != "" {
 		return f.only
 	}
-	if len(acceptLanguage) <= 256 {
-		if tags, _, err := language.ParseAcceptLanguage(acceptLanguage); err == nil {
-			for _, t := range tags {
-				if reg, conf := t.Region(); conf == language.Exact && f.offers(reg.String()) {
-					return reg.String()
-				}
-			}
+	for _, t := range verify.ParseAcceptLanguage(acceptLanguage) {
+		if reg, conf := t.Region(); conf == language.Exact && f.offers(reg.String()) {
+			return reg.String()
 		}
 	}
 	return f.region

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/text/language"
 
 	"verifyd/server/flow"
+	"verifyd/server/verify"
 )
 
 // catalogs are the languages the pages and the API speak: one JSON file
@@ -80,19 +81,10 @@ func (c *catalogs) pick(ctx echo.Context) string {
 	if ck, err := ctx.Request().Cookie(langCookie); err == nil && c.msgs[ck.Value] != nil {
 		return ck.Value
 	}
-	header := ctx.Request().Header.Get("Accept-Language")
-	if header == "" || len(header) > 256 {
-		return "en"
+	if i, ok := verify.MatchLanguage(c.matcher, verify.ParseAcceptLanguage(ctx.Request().Header.Get("Accept-Language"))); ok {
+		return c.codes[i]
 	}
-	prefs, _, err := language.ParseAcceptLanguage(header)
-	if err != nil || len(prefs) == 0 {
-		return "en"
-	}
-	_, i, conf := c.matcher.Match(prefs...)
-	if conf < language.High {
-		return "en"
-	}
-	return c.codes[i]
+	return "en"
 }
 
 // translate answers the Translate of lang: a sentence its catalogue lacks

@@ -122,11 +122,11 @@ func (f *Flow) Start(ctx context.Context, in Start) (Sent, error) {
 	if err != nil {
 		return Sent{}, err
 	}
-	locale := f.cfg.Locales.FromAcceptLanguage(in.AcceptLanguage)
-	if in.Locale != "" {
-		if locale, err = f.cfg.Locales.Exact(in.Locale); err != nil {
-			return Sent{}, err
-		}
+	locale := in.Locale
+	if locale == "" {
+		locale = f.cfg.Locales.FromAcceptLanguage(in.AcceptLanguage)
+	} else if locale, err = f.cfg.Locales.Exact(locale); err != nil {
+		return Sent{}, err
 	}
 	v, err := f.cfg.Verifier.Start(ctx, verify.StartRequest{
 		To: in.To, Channel: channel, Locale: locale, ClientIP: in.ClientIP, Proof: in.Proof,

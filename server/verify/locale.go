@@ -49,20 +49,36 @@ func (l *Locales) Exact(requested string) (string, error) {
 // maxAcceptLanguage bounds the header we parse; browsers send far less.
 const maxAcceptLanguage = 256
 
+// ParseAcceptLanguage answers the languages of an Accept-Language header
+// in order of preference, or none when it is empty, longer than browsers
+// send, or malformed.
+func ParseAcceptLanguage(header string) []language.Tag {
+	if header == "" || len(header) > maxAcceptLanguage {
+		return nil
+	}
+	prefs, _, err := language.ParseAcceptLanguage(header)
+	if err != nil {
+		return nil
+	}
+	return prefs
+}
+
+// MatchLanguage answers the index, among m's languages, of the best match
+// for prefs, and false when none matches well enough.
+func MatchLanguage(m language.Matcher, prefs []language.Tag) (int, bool) {
+	if len(prefs) == 0 {
+		return 0, false
+	}
+	_, i, conf := m.Match(prefs...)
+	return i, conf >= language.High
+}
+
 // FromAcceptLanguage answers the best supported locale for an
 // Accept-Language header, or "" when nothing matches well enough, in which
 // case Twilio chooses from the number's country.
 func (l *Locales) FromAcceptLanguage(header string) string {
-	if header == "" || len(header) > maxAcceptLanguage {
-		return ""
+	if i, ok := MatchLanguage(l.matcher, ParseAcceptLanguage(header)); ok {
+		return twilioLocales[i]
 	}
-	prefs, _, err := language.ParseAcceptLanguage(header)
-	if err != nil || len(prefs) == 0 {
-		return ""
-	}
-	_, i, conf := l.matcher.Match(prefs...)
-	if conf < language.High {
-		return ""
-	}
-	return twilioLocales[i]
+	return ""
 }
