@@ -80,26 +80,33 @@ type forms struct {
 	cooldown   time.Duration
 	example    string // the number format the page shows, from DEFAULT_REGION
 	returns    map[string]bool
-	// countries are the choices of the country select, sorted by name;
-	// only holds the one country served when there is only one.
-	countries map[string][]countryChoice // by page language
-	only      string
-	region    string // DEFAULT_REGION
+	// langs are the parts of a page that depend only on its language,
+	// made once.
+	langs map[string]*langParts
+	// offered are the countries of the country select; only holds the
+	// one country served when there is only one.
+	offered map[string]bool
+	only    string
+	region  string // DEFAULT_REGION
+}
+
+// langParts are the parts of a page fixed by its language.
+type langParts struct {
+	t         flow.Translate
+	jsTexts   string // the script's sentences, as JSON
+	langs     []langChoice
+	channels  []channelChoice
+	countries []countryChoice // sorted by name in the language
 }
 
 // countryChoice is one option of the country select.
 type countryChoice struct {
 	Code, Name, Example string
 	CallingCode         int
-	Selected            bool
 }
 
 func newForms(cfg Config, fl *flow.Flow, assets map[string]string, cats *catalogs) (*forms, error) {
-	tmpl, err := template.New("index.html").Funcs(template.FuncMap{
-		"hasSelected": func(cs []countryChoice) bool {
-			return slices.ContainsFunc(cs, func(c countryChoice) bool { return c.Selected })
-		},
-	}).ParseFS(cfg.Web, "templates/index.html")
+	tmpl, err := template.ParseFS(cfg.Web, "templates/index.html")
 	if err != nil {
 		return nil, fmt.Errorf("page template: %w", err)
 	}
@@ -135,11 +142,16 @@ func newForms(cfg Config, fl *flow.Flow, assets map[string]string, cats *catalog
 		f.cooldown = defaultResendCooldown
 	}
 	f.region = fl.DefaultRegion()
-	f.countries = map[string][]countryChoice{}
+	f.langs = map[string]*langParts{}
 	for i, code := range cats.codes {
-		f.countries[code] = countryChoices(cfg.Countries, cats.tags[i])
+		f.langs[code] = f.langParts(cfg.Countries, code, cats.tags[i])
 	}
-	if en := f.countries["en"]; len(en) == 1 {
+	f.offered = map[string]bool{}
+	en := f.langs["en"].countries
+	for _, c := range en {
+		f.offered[c.Code] = true
+	}
+	if len(en) == 1 {
 		f.only = en[0].Code
 	}
 	f.example = "+14155552671"
@@ -193,15 +205,32 @@ func (f *forms) defaultCountry(acceptLanguage string) string {
 		return f.only
 	}
 	for _, t := range verify.ParseAcceptLanguage(acceptLanguage) {
-		if reg, conf := t.Region(); conf == language.Exact && f.offers(reg.String()) {
+		if reg, conf := t.Region(); conf == language.Exact && f.offered[reg.String()] {
 			return reg.String()
 		}
 	}
 	return f.region
 }
 
-func (f *forms) offers(code string) bool {
-	return slices.ContainsFunc(f.countries["en"], func(c countryChoice) bool { return c.Code == code })
+// langParts makes the parts of a page in lang (code is its file's name).
+func (f *forms) langParts(countries []string, code string, lang language.Tag) *langParts {
+	t := f.cats.translate(code)
+	lp := &langParts{t: t, countries: countryChoices(countries, lang)}
+	js := map[string]string{}
+	for _, k := range jsTexts {
+		js[k] = t(k)
+	}
+	data, _ := json.Marshal(js) // strings only: cannot fail
+	lp.jsTexts = string(data)
+	for _, c := range f.cats.codes {
+		lp.langs = append(lp.langs, langChoice{Code: c, Name: f.cats.names[c], Current: c == code})
+	}
+	if chs := f.flow.Channels(); len(chs) > 1 {
+		for i, ch := range chs {
+			lp.channels = append(lp.channels, channelChoice{Value: string(ch), Label: t(channelLabels[ch]), Checked: i == 0})
+		}
+	}
+	return lp
 }
 
 // exactOrigin checks that o is an origin (scheme://host[:port], nothing
@@ -227,6 +256,7 @@ type page struct {
 	PhoneError  string
 	Channels    []channelChoice
 	Countries   []countryChoice
+	Country     string // the chosen one of Countries, if any
 	Sent        string
 	State       string
 	CodeError   string
@@ -275,34 +305,24 @@ var channelLabels = map[verify.Channel]string{
 
 func (f *forms) page(c echo.Context, step int) *page {
 	lang := f.cats.pick(c)
-	t := f.cats.translate(lang)
-	js := map[string]string{}
-	for _, k := range jsTexts {
-		js[k] = t(k)
-	}
-	jsData, _ := json.Marshal(js)
-	p := &page{Step: step, Lang: lang, t: t, JSTexts: string(jsData), CodeLength: f.codeLength, CSS: f.css, JS: f.js, PoW: f.pow, Icon: f.icon, CSRF: f.csrfToken(c), Example: f.example,
-		Cooldown: int(f.cooldown.Seconds())}
-	p.Countries = slices.Clone(f.countries[lang])
+	lp := f.langs[lang]
+	p := &page{Step: step, Lang: lang, t: lp.t, JSTexts: lp.jsTexts, Langs: lp.langs, Channels: lp.channels,
+		Countries: lp.countries, CodeLength: f.codeLength, CSS: f.css, JS: f.js, PoW: f.pow, Icon: f.icon,
+		CSRF: f.csrfToken(c), Example: f.example, Cooldown: int(f.cooldown.Seconds())}
 	p.choose(f.defaultCountry(c.Request().Header.Get("Accept-Language")))
-	for _, code := range f.cats.codes {
-		p.Langs = append(p.Langs, langChoice{Code: code, Name: f.cats.names[code], Current: code == lang})
-	}
-	if chs := f.flow.Channels(); len(chs) > 1 {
-		for i, ch := range chs {
-			p.Channels = append(p.Channels, channelChoice{Value: string(ch), Label: t(channelLabels[ch]), Checked: i == 0})
-		}
-	}
 	return p
 }
 
 // choose selects the country code in the select, and its example number
 // in the hint.
 func (p *page) choose(code string) {
-	for i := range p.Countries {
-		p.Countries[i].Selected = p.Countries[i].Code == code
-		if p.Countries[i].Selected && p.Countries[i].Example != "" {
-			p.Example = p.Countries[i].Example
+	p.Country = ""
+	for _, c := range p.Countries {
+		if c.Code == code {
+			p.Country = code
+			if c.Example != "" {
+				p.Example = c.Example
+			}
 		}
 	}
 }
