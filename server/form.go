@@ -404,9 +404,18 @@ func (f *forms) handleIndex(c echo.Context) error {
 	p := f.page(c, 1)
 	q := c.QueryParams()
 	if _, ok := q["new"]; ok {
-		// "Wrong number?": start again, with an empty field.
+		// "Wrong number?": start again, with an empty field, still on the
+		// way back to the app that sent the person here.
+		to := "/"
+		if st, ok := f.openCookie(c, sealStep); ok && st.ReturnTo != "" {
+			back := url.Values{"return_to": {st.ReturnTo}}
+			if st.Nonce != "" {
+				back.Set("nonce", st.Nonce)
+			}
+			to += "?" + back.Encode()
+		}
 		f.clearCookie(c, sealStep)
-		return c.Redirect(http.StatusSeeOther, "/")
+		return c.Redirect(http.StatusSeeOther, to)
 	}
 	if done, ok := f.openCookie(c, sealDone); ok {
 		// The end, shown once after the post that got there.
@@ -424,21 +433,21 @@ func (f *forms) handleIndex(c echo.Context) error {
 			// shows step 2 again, with the same number and wait.
 			if num, err := f.flow.Number(st.To); err == nil {
 				p.withReturn(st, "")
-				f.toStep2(c, p, st, num, st.Again, false)
+				f.toStep2(c, p, st, num, st.Again)
 				return f.render(c, http.StatusOK, p)
 			}
 		}
-	}
-	if _, ok := q["return_to"]; ok {
+		if _, ok := q["nonce"]; ok {
+			p.Step = 0
+			return fail(p, errReturnTo.With(errors.New("nonce without return_to"), 0))
+		}
+	} else {
 		st, err := f.returnState(q.Get("return_to"), q["nonce"])
 		if err != nil {
 			p.Step = 0
 			return fail(p, err)
 		}
 		p.withReturn(st, f.seal(c, sealReturn, st))
-	} else if _, ok := q["nonce"]; ok {
-		p.Step = 0
-		return fail(p, errReturnTo.With(errors.New("nonce without return_to"), 0))
 	}
 	return f.render(c, http.StatusOK, p)
 }
@@ -613,7 +622,7 @@ func (f *forms) start(c echo.Context, p *page, st formState, num verify.Number, 
 		if again {
 			// A refused resend stays on step 2, where the code still works,
 			// and says nothing of a send that did not happen.
-			f.toStep2(c, p, st, num, false, false)
+			f.toStep2(c, p, st, num, false)
 		}
 		return fail(p, err)
 	}
@@ -624,11 +633,11 @@ func (f *forms) start(c echo.Context, p *page, st formState, num verify.Number, 
 	return c.Redirect(http.StatusSeeOther, "/")
 }
 
-// toStep2 shows step 2 for num. A send dates the state anew; otherwise it
-// keeps the time of the last send, from which the resend's wait counts.
-func (f *forms) toStep2(c echo.Context, p *page, st formState, num verify.Number, again, sent bool) {
+// toStep2 shows step 2 for num. The state keeps the time of the last
+// send, from which the resend's wait counts.
+func (f *forms) toStep2(c echo.Context, p *page, st formState, num verify.Number, again bool) {
 	p.Step, p.Phone = 2, ""
-	if sent || st.At == 0 {
+	if st.At == 0 {
 		st.At = f.now().Unix()
 	}
 	p.State = f.seal(c, sealState, st)
@@ -649,7 +658,7 @@ func (f *forms) handleVerify(c echo.Context) error {
 	p.withReturn(st, "")
 	// The wait shown counts from the send: after too many wrong codes
 	// the page offers the resend only when it will be accepted.
-	f.toStep2(c, p, st, num, false, false)
+	f.toStep2(c, p, st, num, st.Again)
 	setLogTarget(c, num)
 	v, err := f.flow.Check(c.Request().Context(), flow.Check{
 		To: num, Code: c.Request().PostFormValue("code"), Nonce: st.Nonce, ClientIP: clientIP(c),

@@ -147,11 +147,15 @@ func TestFormFlow(t *testing.T) {
 	if len(v.starts) != 2 || v.starts[1].To.E164() != testNumber {
 		t.Errorf("resend sent %+v", v.starts)
 	}
+	// A wrong code after the resend still says the code was sent again,
+	// as a reload of the page does.
+	b.post("/verify", url.Values{"code": {"000000"}})
+	b.expect(400, "step-code", "That code is not right.", "We sent your code again to +1 415-555-2671")
 
 	codeOK = true
 	b.post("/verify", url.Values{"code": {"123 456"}})
 	b.expect(200, "step-done", "Your phone number is verified", "+1 415-555-2671 is verified.")
-	if len(v.checks) != 2 || v.checks[1].Code != "123456" || v.checks[1].To.E164() != testNumber {
+	if len(v.checks) != 3 || v.checks[2].Code != "123456" || v.checks[2].To.E164() != testNumber {
 		t.Errorf("checks %+v", v.checks)
 	}
 }

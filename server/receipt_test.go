@@ -245,6 +245,11 @@ func TestFormHandsBackAReceipt(t *testing.T) {
 	}
 	b.post("/request", url.Values{"phone": {"+14155552671"}, "return": {b.field(returnField)}})
 	b.expect(200, "step-code")
+	// "Wrong number?" starts again on the way back to the same app.
+	b.get("/?new")
+	b.expect(200, "step-phone")
+	b.post("/request", url.Values{"phone": {"+14155552671"}, "return": {b.field(returnField)}})
+	b.expect(200, "step-code")
 	b.post("/verify", url.Values{"code": {"123456"}})
 	b.expect(200, "step-done", "Continue")
 	m := continueForm.FindStringSubmatch(b.page)
