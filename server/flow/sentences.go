@@ -18,9 +18,6 @@ import (
 // the value after that name in args ("{number}", "+44 7400 123456", …).
 type Translate func(msg string, args ...string) string
 
-// English is the Translate of the catalogues' own language.
-func English(msg string, args ...string) string { return Fill(msg, args...) }
-
 // Fill replaces each {name} in msg by the value after that name in args.
 func Fill(msg string, args ...string) string {
 	for i := 0; i+1 < len(args); i += 2 {

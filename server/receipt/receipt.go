@@ -40,9 +40,6 @@ type Key struct {
 // ID is the key's id: its RFC 7638 SHA-256 thumbprint, base64url.
 func (k Key) ID() string { return k.kid }
 
-// Algorithm is "EdDSA" for an Ed25519 key, "ES256" for a P-256 key.
-func (k Key) Algorithm() string { return string(k.alg) }
-
 // String names the key without its material.
 func (k Key) String() string { return string(k.alg) + " key " + k.kid }
 
