@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
-	"github.com/nyaruka/phonenumbers"
 	"github.com/redis/go-redis/v9"
 
 	"verifyd/server/abuse"
@@ -113,6 +112,7 @@ type config struct {
 	phones        verify.PhoneParser
 	channels      verify.Channels
 	trusted       []netip.Prefix
+	countries     []string          // ALLOWED_COUNTRIES' countries, without calling codes
 	testNumbers   map[string]string // E.164 → code
 	receiptKeys   []receipt.Key     // nil: generate one (development) or no receipts
 	issuer        string            // the receipts' "iss"
@@ -415,17 +415,8 @@ func (c *config) checkAbuse() problems {
 			bad(name, "must not be negative (0 turns the limit off)")
 		}
 	}
-	for _, cc := range c.AllowedCountries {
-		cc = strings.ToUpper(strings.TrimSpace(cc))
-		if code, ok := strings.CutPrefix(cc, "+"); ok {
-			if n, err := strconv.Atoi(code); err != nil || !abuse.ValidNonGeographic(n) {
-				bad("ALLOWED_COUNTRIES", "%q is not a non-geographic calling code (+870, +881, +882 or +883)", cc)
-			}
-			continue
-		}
-		if phonenumbers.GetCountryCodeForRegion(cc) == 0 {
-			bad("ALLOWED_COUNTRIES", "%q is not an ISO 3166 alpha-2 country code", cc)
-		}
+	if c.countries, _, err = abuse.ParseAllowedCountries(c.AllowedCountries); err != nil {
+		bad("ALLOWED_COUNTRIES", "%v", err)
 	}
 	if c.budgetMode, err = abuse.ParseBudgetMode(c.FraudBudgets); err != nil {
 		bad("FRAUD_BUDGETS", "%v", err)

@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -131,7 +130,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		TrustedProxies:     cfg.trusted,
 		LimiterState:       g.guard.State,
 		ReturnOrigins:      cfg.ReceiptReturnOrigins,
-		Countries:          geographic(cfg.AllowedCountries),
+		Countries:          cfg.countries,
 		CodeLength:         codeLengthShown(cfg),
 		Challenges:         func() (any, error) { return g.challenges.New() },
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
@@ -360,18 +359,6 @@ func codeLengthShown(cfg config) int {
 		return 0
 	}
 	return cfg.CodeLength
-}
-
-// geographic keeps the country codes of ALLOWED_COUNTRIES, leaving out the
-// non-geographic calling codes ("+882"), which no select lists.
-func geographic(allowed []string) []string {
-	var out []string
-	for _, c := range allowed {
-		if c = strings.TrimSpace(c); c != "" && !strings.HasPrefix(c, "+") {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // newReceipts builds the receipt issuer: with the configured keys; in

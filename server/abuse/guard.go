@@ -184,20 +184,15 @@ func NewGuard(cfg Config) (*Guard, error) {
 		return nil, fmt.Errorf("abuse: IPv6Prefix %d is not between 1 and 128", p)
 	}
 	g := &Guard{cfg: cfg, countries: map[string]bool{}, codes: map[int]bool{}}
-	for _, c := range cfg.AllowedCountries {
-		c = strings.ToUpper(strings.TrimSpace(c))
-		if code, ok := strings.CutPrefix(c, "+"); ok {
-			n, err := strconv.Atoi(code)
-			if err != nil || !nonGeographic[n] {
-				return nil, fmt.Errorf("abuse: %q is not a non-geographic calling code (%v)", c, slices.Sorted(maps.Keys(nonGeographic)))
-			}
-			g.codes[n] = true
-			continue
-		}
-		if phonenumbers.GetCountryCodeForRegion(c) == 0 {
-			return nil, fmt.Errorf("abuse: unknown country %q", c)
-		}
+	countries, codes, err := ParseAllowedCountries(cfg.AllowedCountries)
+	if err != nil {
+		return nil, fmt.Errorf("abuse: %w", err)
+	}
+	for _, c := range countries {
 		g.countries[c] = true
+	}
+	for _, n := range codes {
+		g.codes[n] = true
 	}
 	if len(g.countries) > 0 {
 		names := display.English.Regions()
@@ -220,8 +215,27 @@ const DefaultIPv6Prefix = 64
 // few real users have one. They are refused unless allowed by code.
 var nonGeographic = map[int]bool{870: true, 881: true, 882: true, 883: true}
 
-// ValidNonGeographic reports whether code is one AllowedCountries may name.
-func ValidNonGeographic(code int) bool { return nonGeographic[code] }
+// ParseAllowedCountries reads an AllowedCountries list: ISO 3166 alpha-2
+// country codes, in any case, answered upper-cased, and the non-geographic
+// calling codes ("+882"), answered as numbers.
+func ParseAllowedCountries(list []string) (countries []string, codes []int, err error) {
+	for _, c := range list {
+		c = strings.ToUpper(strings.TrimSpace(c))
+		if code, ok := strings.CutPrefix(c, "+"); ok {
+			n, err := strconv.Atoi(code)
+			if err != nil || !nonGeographic[n] {
+				return nil, nil, fmt.Errorf("%q is not a non-geographic calling code (%v)", c, slices.Sorted(maps.Keys(nonGeographic)))
+			}
+			codes = append(codes, n)
+			continue
+		}
+		if phonenumbers.GetCountryCodeForRegion(c) == 0 {
+			return nil, nil, fmt.Errorf("%q is not an ISO 3166 alpha-2 country code", c)
+		}
+		countries = append(countries, c)
+	}
+	return countries, codes, nil
+}
 
 // clientKey names a client for the per-client limits: an IPv4 address, or
 // the IPv6 prefix it belongs to.
