@@ -199,3 +199,27 @@ func TestStoreUndo(t *testing.T) {
 		}
 	})
 }
+
+// TestStoreCountOnlyReads: Count answers the events in its window, the
+// lower edge excluded, and changes nothing: a narrow count leaves the
+// older events to a wider one.
+func TestStoreCountOnlyReads(t *testing.T) {
+	stores(t, func(t *testing.T, s abuse.Store) {
+		ctx := context.Background()
+		key := "c:" + t.Name()
+		for _, d := range []time.Duration{0, 20 * time.Minute, 50 * time.Minute} {
+			if _, err := s.Allow(ctx, t0.Add(d), []abuse.Rule{{Key: key, Limit: 10, Window: time.Hour}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now := t0.Add(time.Hour)
+		for _, tt := range []struct {
+			window time.Duration
+			want   int
+		}{{time.Minute, 0}, {11 * time.Minute, 1}, {40 * time.Minute, 1}, {45 * time.Minute, 2}, {time.Hour, 2}, {2 * time.Hour, 3}} {
+			if n, err := s.Count(ctx, now, abuse.Rule{Key: key, Window: tt.window}); err != nil || n != tt.want {
+				t.Errorf("Count over %v = %d, %v; want %d", tt.window, n, err, tt.want)
+			}
+		}
+	})
+}
