@@ -63,7 +63,11 @@ type okVerifier struct{ countingVerifier }
 
 func newBudgetGuard(t *testing.T, mode abuse.BudgetMode, ch abuse.ChallengeMode, global int) (*abuse.Guard, *verifytest.Clock, *[]abuse.BudgetDecision) {
 	t.Helper()
-	store := abuse.NewMemoryStore()
+	return newBudgetGuardOn(t, abuse.NewMemoryStore(), mode, ch, global)
+}
+
+func newBudgetGuardOn(t *testing.T, store abuse.Store, mode abuse.BudgetMode, ch abuse.ChallengeMode, global int) (*abuse.Guard, *verifytest.Clock, *[]abuse.BudgetDecision) {
+	t.Helper()
 	iss, err := challenge.New(challenge.Config{Key: []byte(strings.Repeat("c", 32)), MaxNumber: 1000, TTL: time.Minute,
 		Spent: abuse.SpendOnce(store, time.Now)})
 	if err != nil {
@@ -198,8 +202,29 @@ func TestChallengeWhenTheGlobalBrakeIsNear(t *testing.T) {
 
 func TestChallengeAlways(t *testing.T) {
 	g, _, _ := newBudgetGuard(t, abuse.BudgetsOff, abuse.ChallengeAlways, 0)
+	_, err := g.Start(context.Background(), verify.StartRequest{To: verifytest.Number("+14155552671"), Channel: verify.ChannelSMS})
+	e, ok := errors.AsType[*verify.Error](err)
+	if !ok || e.Code != abuse.ErrChallengeRequired.Code || e.Challenge == nil {
+		t.Fatalf("a first send with SEND_CHALLENGE=always = %v, want %s with a challenge", err, abuse.ErrChallengeRequired.Code)
+	}
+	solution, err := challenge.Solve(e.Challenge.(challenge.Challenge))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := verify.StartRequest{To: verifytest.Number("+14155552671"), Channel: verify.ChannelSMS, Proof: solution}
+	if _, err := g.Start(context.Background(), req); err != nil {
+		t.Errorf("with the solution = %v, want it through", err)
+	}
+}
+
+// TestChallengeAlwaysWhenTheStoreIsDown: budgets that cannot be judged do
+// not lift SEND_CHALLENGE=always.
+func TestChallengeAlwaysWhenTheStoreIsDown(t *testing.T) {
+	store := &switchableStore{MemoryStore: abuse.NewMemoryStore()}
+	g, _, _ := newBudgetGuardOn(t, store, abuse.BudgetsEnforce, abuse.ChallengeAlways, 0)
+	store.down.Store(true)
 	if err := start(g, "+14155552671", netipAddr(1)); !errors.Is(err, abuse.ErrChallengeRequired) {
-		t.Errorf("a first send with SEND_CHALLENGE=always = %v, want %s", err, abuse.ErrChallengeRequired.Code)
+		t.Errorf("a send without proof while the store is down = %v, want %s", err, abuse.ErrChallengeRequired.Code)
 	}
 }
 

@@ -269,7 +269,7 @@ func (g *Guard) Start(ctx context.Context, req verify.StartRequest) (verify.Veri
 	}
 	l := g.cfg.Limits
 	var rules []limitedRule
-	if !g.cfg.Exempt(req.To.E164()) {
+	if !exempt {
 		phone := "{verifyd}:rl:phone:" + g.hashKey(req.To.E164())
 		rules = appendRule(rules, phone+":cooldown", 1, l.PhoneCooldown, ErrPhoneCooldown)
 		rules = appendRule(rules, phone+":hour", l.PhoneSendsPerHour, time.Hour, ErrPhoneLimit)
@@ -348,16 +348,19 @@ func (g *Guard) stepUp(ctx context.Context, req verify.StartRequest) error {
 		d.Rule = "always"
 	}
 	if g.cfg.Budgets.Mode != BudgetsOff {
-		var err error
-		rule := d.Rule
-		if d, err = g.judge(ctx, req.To); err != nil {
-			// The store is down: the limits that follow answer that, open
-			// or closed as configured.
+		jd, err := g.judge(ctx, req.To)
+		switch {
+		case err != nil && !need:
+			// The store is down, so the budgets cannot be judged: the
+			// limits that follow answer that, open or closed as configured.
 			return nil
-		}
-		if d.Rule == "" {
-			d.Rule = rule
-		} else {
+		case err != nil:
+			// SEND_CHALLENGE=always holds whatever the store.
+		case jd.Rule == "":
+			jd.Rule = d.Rule // "always", if so
+			d = jd
+		default:
+			d = jd
 			switch {
 			case g.cfg.Budgets.Mode == BudgetsShadow:
 				d.Action = "shadow"

@@ -36,25 +36,62 @@ func (c *countingVerifier) Check(_ context.Context, req verify.CheckRequest) (ve
 	return verify.Verification{To: req.To.E164(), Status: verify.StatusApproved}, nil
 }
 
-// switchableStore fails while down is set, and otherwise counts in memory.
+// switchableStore fails every call while down is set, and otherwise
+// counts in memory.
 type switchableStore struct {
-	*abuse.MemoryStore // tallies and counts
-	down               atomic.Bool
-	mem                *abuse.MemoryStore
+	*abuse.MemoryStore
+	down atomic.Bool
 }
+
+var errStoreDown = errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
 
 func (s *switchableStore) Allow(ctx context.Context, now time.Time, rules []abuse.Rule) (abuse.Decision, error) {
 	if s.down.Load() {
-		return abuse.Decision{}, errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
+		return abuse.Decision{}, errStoreDown
 	}
-	return s.mem.Allow(ctx, now, rules)
+	return s.MemoryStore.Allow(ctx, now, rules)
 }
 
 func (s *switchableStore) Undo(ctx context.Context, keys []string, event string) error {
 	if s.down.Load() {
-		return errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
+		return errStoreDown
 	}
-	return s.mem.Undo(ctx, keys, event)
+	return s.MemoryStore.Undo(ctx, keys, event)
+}
+
+func (s *switchableStore) Count(ctx context.Context, now time.Time, r abuse.Rule) (int, error) {
+	if s.down.Load() {
+		return 0, errStoreDown
+	}
+	return s.MemoryStore.Count(ctx, now, r)
+}
+
+func (s *switchableStore) Add(ctx context.Context, now time.Time, series ...string) error {
+	if s.down.Load() {
+		return errStoreDown
+	}
+	return s.MemoryStore.Add(ctx, now, series...)
+}
+
+func (s *switchableStore) Read(ctx context.Context, now time.Time, series ...string) ([]abuse.Tally, error) {
+	if s.down.Load() {
+		return nil, errStoreDown
+	}
+	return s.MemoryStore.Read(ctx, now, series...)
+}
+
+func (s *switchableStore) Mark(ctx context.Context, key string, ttl time.Duration) error {
+	if s.down.Load() {
+		return errStoreDown
+	}
+	return s.MemoryStore.Mark(ctx, key, ttl)
+}
+
+func (s *switchableStore) Marked(ctx context.Context, key string) (bool, error) {
+	if s.down.Load() {
+		return false, errStoreDown
+	}
+	return s.MemoryStore.Marked(ctx, key)
 }
 
 const (
@@ -283,8 +320,7 @@ func TestGuardStoreOutage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mem := abuse.NewMemoryStore()
-			store := &switchableStore{MemoryStore: mem, mem: mem}
+			store := &switchableStore{MemoryStore: abuse.NewMemoryStore()}
 			var logs bytes.Buffer
 			g, backend, _ := newGuard(t, abuse.Config{Store: store, FailOpenSends: tt.failOpenSends, FailOpenChecks: tt.openChks,
 				Limits: abuse.Limits{IPSendsPerHour: 100, IPChecksPerHour: 100}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
