@@ -47,14 +47,19 @@ func newGuarded(cfg config, logger *slog.Logger, backend verify.Verifier, metric
 	}
 
 	var store abuse.Store = abuse.NewMemoryStore()
-	keySecret := secretBytes(cfg.LimitKeySecret) // nil: random per process, fine in memory
-	if cfg.RedisURL != "" && keySecret == nil {
+	keySecret := secretBytes(cfg.LimitKeySecret)
+	switch {
+	case keySecret != nil:
+	case cfg.RedisURL != "":
 		// Outside production (loadConfig refuses it there): a key every
 		// instance knows, so they share limits; readable by anyone who
 		// reads this source.
 		keySecret = []byte(devLimitKeySecret)
 		logger.Warn("LIMIT_KEY_SECRET is not set: the number hashes in Redis use a development key " +
 			"anyone can read in verifyd's source; set one shared secret on every instance")
+	default:
+		// In memory: one instance, so a key of this process's own.
+		keySecret = []byte(rand.Text() + rand.Text())
 	}
 	if cfg.RedisURL != "" {
 		rs, err := abuse.NewRedisStore(string(cfg.RedisURL))
@@ -70,9 +75,6 @@ func newGuarded(cfg config, logger *slog.Logger, backend verify.Verifier, metric
 	// the one share the other.
 	mac := hmac.New(sha256.New, keySecret)
 	mac.Write([]byte("verifyd challenge key"))
-	if keySecret == nil {
-		mac = hmac.New(sha256.New, []byte(rand.Text()+rand.Text()))
-	}
 	challenges, err := challenge.New(challenge.Config{Key: mac.Sum(nil), MaxNumber: cfg.ChallengeDifficulty,
 		TTL: cfg.ChallengeTTL, Spent: abuse.SpendOnce(store, time.Now)})
 	if err != nil {
