@@ -2,6 +2,7 @@ package abuse_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -222,4 +223,42 @@ func TestStoreCountOnlyReads(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRedisStoreExpiresEverything: Redis itself expires every key the
+// store writes (limits, tallies, marks), each within its own life, so
+// nothing outlives the traffic that made it.
+func TestRedisStoreExpiresEverything(t *testing.T) {
+	srv := redistest.Start(t)
+	s, err := abuse.NewRedisStore(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx, now := context.Background(), time.Now()
+	if _, err := s.Allow(ctx, now, []abuse.Rule{{Key: "minute", Limit: 5, Window: time.Minute}, {Key: "hour", Limit: 5, Window: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add(ctx, now, "sends:GB"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Mark(ctx, "trusted", 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	longest := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "trusted": 24 * time.Hour, "sends:GB": 15 * 24 * time.Hour}
+	dump := srv.Dump(t)
+	seen := map[string]bool{}
+	for _, e := range dump {
+		for name, life := range longest {
+			if strings.Contains(e.Key, name) {
+				seen[name] = true
+				if e.TTL <= 0 || e.TTL > life {
+					t.Errorf("%s expires in %v, want within %v", e.Key, e.TTL, life)
+				}
+			}
+		}
+	}
+	if len(seen) != len(longest) {
+		t.Errorf("keys seen %v, want each of %v:\n%s", seen, longest, redistest.String(dump))
+	}
 }

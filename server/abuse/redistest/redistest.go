@@ -6,13 +6,18 @@ package redistest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Server is one redis-server process.
@@ -56,6 +61,51 @@ func (s *Server) Stop() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
 	s.cmd = nil
+}
+
+// Entry is one key of the server.
+type Entry struct {
+	Key   string
+	Value string        // when the key holds a string, else ""
+	TTL   time.Duration // how long until Redis expires it; <= 0 when never
+}
+
+// Dump answers every key of the server, sorted by key.
+func (s *Server) Dump(t testing.TB) []Entry {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer client.Close()
+	ctx := context.Background()
+	keys, err := client.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatalf("redis KEYS: %v", err)
+	}
+	slices.Sort(keys)
+	out := make([]Entry, 0, len(keys))
+	for _, k := range keys {
+		e := Entry{Key: k}
+		if typ, err := client.Type(ctx, k).Result(); err != nil {
+			t.Fatalf("redis TYPE %s: %v", k, err)
+		} else if typ == "string" {
+			if e.Value, err = client.Get(ctx, k).Result(); err != nil {
+				t.Fatalf("redis GET %s: %v", k, err)
+			}
+		}
+		if e.TTL, err = client.PTTL(ctx, k).Result(); err != nil {
+			t.Fatalf("redis PTTL %s: %v", k, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// String writes the entries one a line, for a test's failure message.
+func String(entries []Entry) string {
+	var b strings.Builder
+	for _, e := range entries {
+		fmt.Fprintf(&b, "%s = %q (ttl %v)\n", e.Key, e.Value, e.TTL)
+	}
+	return b.String()
 }
 
 func (s *Server) waitReady() {
