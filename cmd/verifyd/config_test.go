@@ -193,6 +193,7 @@ func TestLoadConfigReceipts(t *testing.T) {
 		want    string // a piece of the message, beside the variable's name
 	}{
 		{"missing file", []string{"RECEIPT_SIGNING_KEY_FILE=" + filepath.Join(dir, "nope.pem")}, "no such file"},
+		{"a directory", []string{"RECEIPT_SIGNING_KEY_FILE=" + dir}, "is a directory"},
 		{"empty file", []string{"RECEIPT_SIGNING_KEY_FILE=" + write("empty.pem", "", 0o600)}, "no PEM private key"},
 		{"a public key", []string{"RECEIPT_SIGNING_KEY_FILE=" + pub}, "private keys"},
 		{"an RSA key", []string{"RECEIPT_SIGNING_KEY_FILE=" + rsaFile}, "RSA"},
@@ -205,7 +206,7 @@ func TestLoadConfigReceipts(t *testing.T) {
 		{"production over plain http", twilioEnv("APP_ENV=production", "RECEIPT_SIGNING_KEY_FILE="+good,
 			"PUBLIC_URL=http://verify.example.com", "RECEIPT_AUDIENCE=app"), "https"},
 	}
-	if os.Geteuid() != 0 { // root reads anything
+	if os.Geteuid() != 0 { // root reads anything; "a directory" fails for root too
 		tests = append(tests, struct {
 			name    string
 			environ []string
