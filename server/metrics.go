@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"verifyd/server/twiliohttp"
 	"verifyd/server/verify"
 )
 
@@ -124,13 +125,13 @@ func methodLabel(m string) string {
 }
 
 // ObserveUpstream counts one HTTP attempt to Twilio.
-func (m *Metrics) ObserveUpstream(operation, result string, twilioCode int, d time.Duration) {
+func (m *Metrics) ObserveUpstream(a twiliohttp.Attempt) {
 	code := ""
-	if twilioCode != 0 {
-		code = strconv.Itoa(twilioCode)
+	if a.TwilioCode != 0 {
+		code = strconv.Itoa(a.TwilioCode)
 	}
-	m.upstream.WithLabelValues(operation, result, code).Inc()
-	m.upstreamDuration.WithLabelValues(operation).Observe(d.Seconds())
+	m.upstream.WithLabelValues(a.Operation, a.Result, code).Inc()
+	m.upstreamDuration.WithLabelValues(a.Operation).Observe(a.Duration.Seconds())
 }
 
 // Verifier wraps next so that every start and check is counted, with the

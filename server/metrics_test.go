@@ -67,7 +67,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := server.NewMetrics(reg)
 	backend := newTwilioBackend(t, standin, 5*time.Second, func(a twilioverify.Attempt) {
-		m.ObserveUpstream(a.Operation, a.Result, a.TwilioCode, a.Duration)
+		m.ObserveUpstream(a)
 	})
 	guard, err := abuse.NewGuard(abuse.Config{Next: backend, Limits: abuse.Limits{PhoneCooldown: time.Minute}})
 	if err != nil {

@@ -327,9 +327,7 @@ func newBackend(cfg config, logger *slog.Logger, metrics *server.Metrics) (backe
 			ConnectTimeout: cfg.TwilioConnectTimeout,
 			RequestTimeout: cfg.TwilioRequestTimeout,
 			MaxConns:       cfg.TwilioMaxConns,
-			Observe: func(a twilioverify.Attempt) {
-				metrics.ObserveUpstream(a.Operation, a.Result, a.TwilioCode, a.Duration)
-			},
+			Observe:        metrics.ObserveUpstream,
 		})
 		if err != nil {
 			return backend{}, fmt.Errorf("twilio backend: %w", err)

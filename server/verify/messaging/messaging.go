@@ -46,15 +46,16 @@ type Config struct {
 	ConnectTimeout, RequestTimeout time.Duration
 	MaxConns, MaxRetries           int
 	Proxy                          func(*http.Request) (*url.URL, error)
-	// Observe, when set, is told of every HTTP attempt, for metrics.
-	Observe func(operation, result string, twilioCode int, d time.Duration)
+	// Observe, when set, is told of every HTTP attempt, for metrics; its
+	// Operation is "message", "call" or "fetch_account".
+	Observe func(twiliohttp.Attempt)
 }
 
 // Sender is an engine.Sender over Twilio's Messages and Calls. It is safe
 // for concurrent use.
 type Sender struct {
 	cfg       Config
-	base      *url.URL
+	api       twiliohttp.API
 	transport *http.Transport
 }
 
@@ -100,8 +101,11 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Proxy == nil {
 		cfg.Proxy = http.ProxyFromEnvironment
 	}
-	return &Sender{cfg: cfg, base: base, transport: twiliohttp.NewTransport(twiliohttp.Options{
-		ConnectTimeout: cfg.ConnectTimeout, MaxConns: cfg.MaxConns, Proxy: cfg.Proxy})}, nil
+	s := &Sender{cfg: cfg, transport: twiliohttp.NewTransport(twiliohttp.Options{
+		ConnectTimeout: cfg.ConnectTimeout, MaxConns: cfg.MaxConns, Proxy: cfg.Proxy})}
+	s.api = twiliohttp.API{Base: base, Transport: s.transport, Timeout: cfg.RequestTimeout,
+		MaxRetries: cfg.MaxRetries, ByCode: byCode, Observe: cfg.Observe}
+	return s, nil
 }
 
 // Send delivers m: a message for sms and whatsapp, a call for call.
@@ -163,31 +167,11 @@ func (s *Sender) Close() { s.transport.CloseIdleConnections() }
 var errBadAnswer = errors.New("answer lacks a sid")
 
 func (s *Sender) do(parent context.Context, op string, fn func(*openapi.ApiService) error) error {
-	ctx, cancel := context.WithTimeout(parent, s.cfg.RequestTimeout)
-	defer cancel()
-	c, err := twiliohttp.Do(ctx, s.base, s.transport, s.cfg.MaxRetries,
-		func(c *twiliohttp.Call) error { return fn(s.api(c)) },
-		func(c *twiliohttp.Call, err error, d time.Duration) {
-			if s.cfg.Observe == nil {
-				return
-			}
-			result, code := "ok", 0
-			if err != nil {
-				result = verify.AsError(classify(op, err, c, parent, ctx)).Code
-				if te, ok := errors.AsType[*client.TwilioRestError](err); ok {
-					code = te.Code
-				}
-			}
-			s.cfg.Observe(op, result, code, d)
-		})
-	if err == nil {
-		return nil
-	}
-	return classify(op, err, c, parent, ctx)
+	return s.api.Run(parent, op, op, func(c *twiliohttp.Call) error { return fn(s.sdk(c)) })
 }
 
 // api builds the SDK client of one call around its RoundTripper.
-func (s *Sender) api(c *twiliohttp.Call) *openapi.ApiService {
+func (s *Sender) sdk(c *twiliohttp.Call) *openapi.ApiService {
 	sdk := &client.Client{
 		Credentials: client.NewCredentials(s.cfg.Username, s.cfg.Password),
 		HTTPClient:  &http.Client{Transport: c, CheckRedirect: twiliohttp.NoRedirect},

@@ -82,13 +82,9 @@ type Config struct {
 	Observe func(Attempt)
 }
 
-// Attempt is one HTTP exchange with Twilio, as Config.Observe sees it.
-type Attempt struct {
-	Operation  string        // "start", "check" or "fetch_service"
-	Result     string        // "ok", or the verify error code it maps to
-	TwilioCode int           // Twilio's error code, 0 if none
-	Duration   time.Duration // from the request to the parsed answer
-}
+// Attempt is one HTTP exchange with Twilio, as Config.Observe sees it; its
+// Operation is "start", "check" or "fetch_service".
+type Attempt = twiliohttp.Attempt
 
 // LogValue logs the configuration without the secret.
 func (c Config) LogValue() slog.Value {
@@ -108,10 +104,9 @@ func (c Config) LogValue() slog.Value {
 // Backend is a verify.Verifier over Twilio Verify. It is safe for concurrent
 // use.
 type Backend struct {
-	cfg        Config
-	base       *url.URL
-	transport  *http.Transport
-	maxRetries int
+	cfg       Config
+	api       twiliohttp.API
+	transport *http.Transport
 }
 
 var _ verify.Verifier = (*Backend)(nil)
@@ -155,15 +150,13 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.Proxy == nil {
 		cfg.Proxy = http.ProxyFromEnvironment
 	}
-	b := &Backend{cfg: cfg, base: base, maxRetries: cfg.MaxRetries}
-	switch {
-	case cfg.MaxRetries == 0:
-		b.maxRetries = DefaultMaxRetries
-	case cfg.MaxRetries < 0:
-		b.maxRetries = 0
+	b := &Backend{cfg: cfg, transport: twiliohttp.NewTransport(twiliohttp.Options{ConnectTimeout: cfg.ConnectTimeout,
+		MaxConns: cfg.MaxConns, Proxy: cfg.Proxy, TLSConfig: cfg.TLSConfig})}
+	b.api = twiliohttp.API{Base: base, Transport: b.transport, Timeout: cfg.RequestTimeout,
+		MaxRetries: max(cfg.MaxRetries, 0), ByCode: fromTwilio, Observe: cfg.Observe}
+	if cfg.MaxRetries == 0 {
+		b.api.MaxRetries = DefaultMaxRetries
 	}
-	b.transport = twiliohttp.NewTransport(twiliohttp.Options{ConnectTimeout: cfg.ConnectTimeout,
-		MaxConns: cfg.MaxConns, Proxy: cfg.Proxy, TLSConfig: cfg.TLSConfig})
 	return b, nil
 }
 
@@ -230,7 +223,7 @@ func (b *Backend) Close() { b.transport.CloseIdleConnections() }
 // client (a few allocations, no I/O, no environment reads: the request
 // handler is built here rather than by NewApiServiceWithClient, which reads
 // TWILIO_EDGE and TWILIO_REGION) over the shared transport.
-func (b *Backend) api(c *twiliohttp.Call) *openapi.ApiService {
+func (b *Backend) sdk(c *twiliohttp.Call) *openapi.ApiService {
 	sdk := &client.Client{
 		Credentials: client.NewCredentials(b.cfg.Username, b.cfg.Password),
 		HTTPClient:  &http.Client{Transport: c, CheckRedirect: twiliohttp.NoRedirect},

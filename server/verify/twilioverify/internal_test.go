@@ -56,8 +56,8 @@ func BenchmarkPerCallClient(b *testing.B) {
 	b.ReportAllocs()
 	var apis []*openapi.ApiService
 	for b.Loop() {
-		c := &twiliohttp.Call{Ctx: context.Background(), Base: be.base, Next: be.transport}
-		apis = append(apis[:0], be.api(c))
+		c := &twiliohttp.Call{Ctx: context.Background(), Base: be.api.Base, Next: be.transport}
+		apis = append(apis[:0], be.sdk(c))
 	}
 	runtime.KeepAlive(apis)
 }
