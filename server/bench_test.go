@@ -31,7 +31,7 @@ func (instant) Check(_ context.Context, req verify.CheckRequest) (verify.Verific
 // nowhere), metrics around the verifier.
 func benchHandler() http.Handler {
 	m := NewMetrics(prometheus.NewRegistry())
-	fl, err := flow.New(flow.Config{Verifier: m.Verifier(instant{}),
+	fl, err := flow.New(flow.Config{Verifier: m.Verifier(instant{}), Phones: benchPhones(),
 		Channels: verify.Channels{verify.ChannelSMS}, Locales: verify.NewLocales()})
 	if err != nil {
 		panic(err)
@@ -44,6 +44,16 @@ func benchHandler() http.Handler {
 		panic(err)
 	}
 	return h
+}
+
+// benchPhones is the phone parser as cmd/verifyd makes it, with its
+// cache.
+func benchPhones() verify.PhoneParser {
+	p, err := verify.NewPhoneParser("")
+	if err != nil {
+		panic(err)
+	}
+	return p
 }
 
 func benchPost(b *testing.B, path, body string) {
@@ -75,7 +85,7 @@ func BenchmarkVerifyOTPHandler(b *testing.B) {
 // BenchmarkStartFlow is validating a start's input and starting it, with a
 // backend that answers at once.
 func BenchmarkStartFlow(b *testing.B) {
-	fl, err := flow.New(flow.Config{Verifier: instant{},
+	fl, err := flow.New(flow.Config{Verifier: instant{}, Phones: benchPhones(),
 		Channels: verify.Channels{verify.ChannelSMS}, Locales: verify.NewLocales()})
 	if err != nil {
 		b.Fatal(err)
