@@ -39,6 +39,7 @@ func NewPhoneParser(region string) (PhoneParser, error) {
 // E164, so it cannot reach a log by accident.
 type Number struct {
 	e164   string
+	intl   string // the international format, for International
 	region string
 	cc     int32 // the country calling code
 	typ    phonenumbers.PhoneNumberType
@@ -60,16 +61,7 @@ func (n Number) Type() phonenumbers.PhoneNumberType { return n.typ }
 // International is the number as a person reads it, in the international
 // format of its country ("+44 7400 123456", "+1 415-555-2671"): for a
 // screen the number's owner is looking at, never for a log.
-func (n Number) International() string {
-	if n.e164 == "" {
-		return ""
-	}
-	num, err := phonenumbers.Parse(n.e164, "")
-	if err != nil {
-		return n.e164
-	}
-	return phonenumbers.Format(num, phonenumbers.INTERNATIONAL)
-}
+func (n Number) International() string { return n.intl }
 
 // IsZero reports whether n is no number at all.
 func (n Number) IsZero() bool { return n.e164 == "" }
@@ -138,7 +130,10 @@ func parseIn(s, region string) (Number, error) {
 		return Number{}, ErrInvalidPhone
 	}
 	return Number{
-		e164:   phonenumbers.Format(num, phonenumbers.E164),
+		e164: phonenumbers.Format(num, phonenumbers.E164),
+		// Formatted once here, and kept with the number in the parse
+		// cache: pages and answers show it on every request.
+		intl:   phonenumbers.Format(num, phonenumbers.INTERNATIONAL),
 		region: phonenumbers.GetRegionCodeForNumber(num),
 		cc:     num.GetCountryCode(),
 		typ:    typ,
