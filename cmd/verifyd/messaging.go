@@ -33,11 +33,11 @@ func newMessagingBackend(cfg config, logger *slog.Logger, metrics *server.Metric
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
 		client.Close()
-		return backend{}, fmt.Errorf("REDIS_URL: the code store does not answer: %v", redactedRedisError(err))
+		return backend{}, fmt.Errorf("REDIS_URL: the code store does not answer: %v", err)
 	}
 	secret := cfg.codeSecret()
 	if secret == nil {
-		secret = []byte(randomSecret())
+		secret = []byte(rand.Text() + rand.Text())
 		logger.Warn("CODE_SECRET is not set: codes are keyed with a secret made for this process; " +
 			"pending codes stop working when it restarts, and other instances cannot check them")
 	}
@@ -94,7 +94,7 @@ type outageLogged struct {
 func (o *outageLogged) note(err error) {
 	if err != nil && o.down.CompareAndSwap(false, true) {
 		o.logger.Error("code store unreachable: sends and checks answer 503 store_unavailable until it is back",
-			"err", redactedRedisError(err))
+			"err", err) // go-redis's errors name the address, never the URL's password
 	}
 	if err == nil && o.down.CompareAndSwap(true, false) {
 		o.logger.Info("code store reachable again")
@@ -121,9 +121,3 @@ func (o *outageLogged) NumberOf(ctx context.Context, sid string) (string, bool, 
 	}
 	return n, ok, err
 }
-
-// redactedRedisError is a Redis error for the log. go-redis's errors name
-// the address and the server's words, never the URL's password.
-func redactedRedisError(err error) string { return err.Error() }
-
-func randomSecret() string { return rand.Text() + rand.Text() }
