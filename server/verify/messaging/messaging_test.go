@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"verifyd/server/verify"
 	"verifyd/server/verify/engine"
@@ -117,12 +118,59 @@ func TestBodyAndTwiML(t *testing.T) {
 	if lines[len(lines)-1] != "@verify.example.com #123456" || !strings.Contains(b, "code") {
 		t.Errorf("Body = %q: the WebOTP line must be last, and the word code there for iOS", b)
 	}
-	for _, l := range []string{"en", "es", "de", "fr", "pt-BR"} {
-		if n := len([]rune(messaging.Body(l, "Some App Name", "1234567890", "verify.example.com", ""))); n > 160 {
-			t.Errorf("the %s message is %d characters, more than one GSM-7 segment", l, n)
+	// What a message bills as, with a long app name, the longest code and
+	// the WebOTP line: one GSM-7 segment where the language's letters are
+	// all GSM-7; Spanish ("ó") and Portuguese ("ç", "ã") are UCS-2, whose
+	// segments are 70 characters, and take two (as the README says).
+	for body, want := range map[string]int{strings.Repeat("ä", 160): 1, strings.Repeat("a", 161): 2,
+		strings.Repeat("€", 80): 1, strings.Repeat("€", 81): 2, strings.Repeat("ó", 70): 1, strings.Repeat("ó", 71): 2} {
+		if n := segments(body); n != want {
+			t.Errorf("segments(%d × %q) = %d, want %d", len([]rune(body)), []rune(body)[0], n, want)
+		}
+	}
+	for l, want := range map[string]int{"en": 1, "de": 1, "fr": 1, "es": 2, "pt-BR": 2} {
+		body := messaging.Body(l, "Some App Name", "1234567890", "verify.example.com", "")
+		if n := segments(body); n > want {
+			t.Errorf("the %s message bills as %d segments, want at most %d: %q", l, n, want, body)
 		}
 	}
 	if tw := messaging.TwiML("de", "1<2"); !strings.Contains(tw, "1, &lt;, 2") {
 		t.Errorf("TwiML does not escape: %s", tw)
 	}
+}
+
+// The GSM 03.38 alphabet: its basic characters take one septet, those of
+// its extension table two.
+const (
+	gsm7Basic = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
+		"¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+	gsm7Extension = "^{}\\[~]|€\f"
+)
+
+// segments answers how many SMS segments body bills as: GSM-7 when every
+// character is in its alphabet (160 septets, or 153 a part), else UCS-2
+// (70 UTF-16 units, or 67 a part).
+func segments(body string) int {
+	septets, gsm := 0, true
+	for _, r := range body {
+		switch {
+		case strings.ContainsRune(gsm7Basic, r):
+			septets++
+		case strings.ContainsRune(gsm7Extension, r):
+			septets += 2
+		default:
+			gsm = false
+		}
+	}
+	if gsm {
+		if septets <= 160 {
+			return 1
+		}
+		return (septets + 152) / 153
+	}
+	units := len(utf16.Encode([]rune(body)))
+	if units <= 70 {
+		return 1
+	}
+	return (units + 66) / 67
 }
