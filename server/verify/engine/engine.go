@@ -133,7 +133,7 @@ func New(cfg Config) (*Engine, error) {
 	// the secret (a leaked environment, a config dump) could compute the code
 	// of any verification, even one started later. Sealing a code drawn from
 	// crypto/rand needs both the secret and the store to recover it, and
-	// whoever has both could brute-force the 10^6 codes from the hash
+	// whoever has both could brute-force the 10^digits codes from the hash
 	// anyway, so the sealed copy costs nothing in secrecy. AES-GCM binds it
 	// to its SID (additional data), so a copy moved to another record does
 	// not open. Random 96-bit nonces are safe for 2^32 seals per key: rotate
@@ -248,8 +248,7 @@ func (e *Engine) Start(ctx context.Context, req verify.StartRequest) (verify.Ver
 		// anything else is an outage that sent nothing.
 		failure, maybeSent := verify.ErrUnavailable.With(cause, 0), false
 		if de, ok := errors.AsType[*verify.Error](err); ok {
-			failure = de.With(cause, de.RetryAfter)
-			failure.MaybeSent = de.MaybeSent
+			failure = de.With(cause, de.RetryAfter) // With keeps MaybeSent
 			maybeSent = verify.MaybeSent(de)
 		}
 		if ctx.Err() != nil {

@@ -115,12 +115,12 @@ func (s *Sender) Send(ctx context.Context, m engine.Message) error {
 	switch m.Channel {
 	case verify.ChannelSMS, verify.ChannelWhatsApp:
 		p := &openapi.CreateMessageParams{}
-		p.SetBody(Body(m.Locale, s.cfg.AppName, m.Code, s.cfg.Host, s.cfg.AndroidAppHash))
 		if m.Channel == verify.ChannelWhatsApp {
 			// No WebOTP or Retriever line: they are for SMS.
 			p.SetBody(Body(m.Locale, s.cfg.AppName, m.Code, "", ""))
 			p.SetTo("whatsapp:" + m.To).SetFrom("whatsapp:" + s.cfg.WhatsAppFrom)
 		} else {
+			p.SetBody(Body(m.Locale, s.cfg.AppName, m.Code, s.cfg.Host, s.cfg.AndroidAppHash))
 			p.SetTo(m.To)
 			if s.cfg.MessagingServiceSID != "" {
 				p.SetMessagingServiceSid(s.cfg.MessagingServiceSID)

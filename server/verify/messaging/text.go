@@ -15,15 +15,12 @@ type text struct {
 	voice  string // the <Say> language
 }
 
-// texts are the message languages: those of the form, and English for any
-// other. Keys are Twilio locales as the flow chooses them.
+// texts are the message languages, by language: those of the form, and
+// English for any other.
 var texts = map[string]text{
 	"en": {sms: "Your verification code is %CODE%. Do not share it with anyone.",
 		smsApp: "Your %APP% verification code is %CODE%. Do not share it with anyone.",
 		say:    "Your verification code is", again: "Again, your code is", voice: "en-US"},
-	"en-GB": {sms: "Your verification code is %CODE%. Do not share it with anyone.",
-		smsApp: "Your %APP% verification code is %CODE%. Do not share it with anyone.",
-		say:    "Your verification code is", again: "Again, your code is", voice: "en-GB"},
 	"es": {sms: "Tu código de verificación es %CODE%. No lo compartas con nadie.",
 		smsApp: "Tu código de verificación de %APP% es %CODE%. No lo compartas con nadie.",
 		say:    "Tu código de verificación es", again: "Repito, tu código es", voice: "es-ES"},
@@ -33,25 +30,23 @@ var texts = map[string]text{
 	"fr": {sms: "Votre code de vérification est %CODE%. Ne le communiquez à personne.",
 		smsApp: "Votre code de vérification %APP% est %CODE%. Ne le communiquez à personne.",
 		say:    "Votre code de vérification est", again: "Je répète, votre code est", voice: "fr-FR"},
-	"pt-BR": {sms: "Seu código de verificação é %CODE%. Não compartilhe com ninguém.",
+	"pt": {sms: "Seu código de verificação é %CODE%. Não compartilhe com ninguém.",
 		smsApp: "Seu código de verificação do %APP% é %CODE%. Não compartilhe com ninguém.",
 		say:    "Seu código de verificação é", again: "Repetindo, seu código é", voice: "pt-BR"},
 }
 
-// textFor answers the wording of a locale: the exact one, its language, or
-// English.
+// textFor answers the wording of a locale's language, or English; British
+// English is said in a British voice.
 func textFor(locale string) text {
-	if t, ok := texts[locale]; ok {
-		return t
-	}
 	lang, _, _ := strings.Cut(locale, "-")
-	if lang == "pt" {
-		return texts["pt-BR"]
+	t, ok := texts[lang]
+	if !ok {
+		t = texts["en"]
 	}
-	if t, ok := texts[lang]; ok {
-		return t
+	if locale == "en-GB" {
+		t.voice = "en-GB"
 	}
-	return texts["en"]
+	return t
 }
 
 // Body is the SMS or WhatsApp text: the sentence with the code, then the
