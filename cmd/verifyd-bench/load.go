@@ -105,26 +105,25 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 }
 
 // saturate runs do as fast as conc workers can for dur (closed loop, each
-// worker sends its next request when the last one answered), at most
-// len(pool) times, and answers the requests, the errors and the time taken.
-func saturate(ctx context.Context, conc int, dur time.Duration, limit int, do func(ctx context.Context, i int) bool) (int, int, time.Duration) {
-	var next, errs atomic.Int64
+// worker sends its next request when the last one answered), and answers
+// the operations that succeeded, those that failed, and the time taken
+// (the last answers come after dur).
+func saturate(ctx context.Context, conc int, dur time.Duration, do func(ctx context.Context) bool) (int, int, time.Duration) {
+	var ok, errs atomic.Int64
 	deadline := time.Now().Add(dur)
 	begin := time.Now()
 	var wg sync.WaitGroup
 	for range conc {
 		wg.Go(func() {
 			for time.Now().Before(deadline) && ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= limit {
-					return
-				}
-				if !do(ctx, i) {
+				if do(ctx) {
+					ok.Add(1)
+				} else {
 					errs.Add(1)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return min(int(next.Load()), limit), int(errs.Load()), time.Since(begin)
+	return int(ok.Load()), int(errs.Load()), time.Since(begin)
 }

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 func TestPercentile(t *testing.T) {
@@ -82,4 +84,27 @@ func TestTable(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// TestNumberSourceValid: the numbers handed out are valid and distinct
+// at both ends of the range, which lets next skip the parse.
+func TestNumberSourceValid(t *testing.T) {
+	var ns numberSource
+	first := ns.take(2000)
+	ns.last.Store(lastNumber - 2000)
+	last := ns.take(2000)
+	seen := map[string]bool{}
+	for _, s := range append(first, last...) {
+		n, err := phonenumbers.Parse(s, "")
+		if err != nil || !phonenumbers.IsValidNumber(n) || seen[s] {
+			t.Fatalf("%s: invalid or handed out twice (%v)", s, err)
+		}
+		seen[s] = true
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("next past the range did not stop")
+		}
+	}()
+	ns.next()
 }
