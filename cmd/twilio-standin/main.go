@@ -32,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"verifyd/cmd/internal/toolrun"
 	"verifyd/server/verify/messaging/twilioapitest"
 	"verifyd/server/verify/twilioverify/twiliotest"
 )
@@ -46,21 +47,6 @@ func main() {
 	}
 }
 
-// Ready is the line the stand-in prints once it serves.
-type Ready struct {
-	URL        string `json:"url"`
-	AccountSID string `json:"account_sid"`
-	AuthToken  string `json:"auth_token"`
-	ServiceSID string `json:"service_sid"`
-	Admin      string `json:"admin"`
-}
-
-// Stats are the stand-in's counters.
-type Stats struct {
-	Requests    int64 `json:"requests"`
-	Connections int64 `json:"connections"`
-}
-
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	flags := flag.NewFlagSet("twilio-standin", flag.ContinueOnError)
 	latency := flags.Duration("latency", 0, "latency added to every answer")
@@ -73,7 +59,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if *api {
 		a := twilioapitest.NewServer()
 		defer a.Close()
-		if err := json.NewEncoder(stdout).Encode(Ready{URL: a.URL(), AccountSID: a.AccountSID(), AuthToken: a.AuthToken()}); err != nil {
+		if err := json.NewEncoder(stdout).Encode(toolrun.Ready{URL: a.URL(), AccountSID: a.AccountSID(), AuthToken: a.AuthToken()}); err != nil {
 			return err
 		}
 		<-ctx.Done()
@@ -94,7 +80,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(Stats{Requests: s.Requests(), Connections: s.Connections()})
+		json.NewEncoder(w).Encode(toolrun.Stats{Requests: s.Requests(), Connections: s.Connections()})
 	})
 	mux.HandleFunc("POST /latency", func(w http.ResponseWriter, r *http.Request) {
 		d, err := time.ParseDuration(r.URL.Query().Get("d"))
@@ -121,7 +107,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	go admin.Serve(ln)
 	defer admin.Close()
 
-	if err := json.NewEncoder(stdout).Encode(Ready{URL: s.URL(), AccountSID: s.AccountSID(), AuthToken: s.AuthToken(),
+	if err := json.NewEncoder(stdout).Encode(toolrun.Ready{URL: s.URL(), AccountSID: s.AccountSID(), AuthToken: s.AuthToken(),
 		ServiceSID: s.ServiceSID(), Admin: "http://" + ln.Addr().String()}); err != nil {
 		return err
 	}

@@ -8,21 +8,16 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -30,6 +25,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"verifyd/cmd/internal/toolrun"
 )
 
 func main() {
@@ -70,10 +67,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer st.stop()
+	defer st.Stop()
 
 	var rows []row
-	twilio, err := startVerifyd(ctx, o.verifyd, st, dir, nil)
+	twilio, err := startVerifyd(ctx, o.verifyd, dir, "twilio", st.VerifyEnv())
 	if err != nil {
 		return err
 	}
@@ -92,7 +89,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 				}
 				r, err := scenario(ctx, o, st, twilio, op, conc, upstream, profile)
 				if err != nil {
-					twilio.stop()
+					twilio.Stop()
 					return fmt.Errorf("%s c=%d upstream=%v: %w", op, conc, upstream, err)
 				}
 				fmt.Fprintf(os.Stderr, "%s c=%d upstream=%v: %.1f/s p99 %v errors %d\n", op, conc, upstream, r.Proxy.Throughput, r.Proxy.P99, r.Proxy.Errors)
@@ -110,7 +107,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		sat, err := saturateBoth(ctx, o, st, twilio, op, 64)
 		if err != nil {
-			twilio.stop()
+			twilio.Stop()
 			return fmt.Errorf("saturation: %w", err)
 		}
 		sats = append(sats, sat)
@@ -120,14 +117,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if strings.Contains("healthz/twilio/1/0s", o.only) {
 		r, err := scenario(ctx, o, nil, twilio, "healthz", 1, 0, "")
 		if err != nil {
-			twilio.stop()
+			twilio.Stop()
 			return fmt.Errorf("healthz: %w", err)
 		}
 		rows = append(rows, r)
 	}
-	twilio.stop()
+	twilio.Stop()
 
-	dev, err := startVerifyd(ctx, o.verifyd, st, dir, []string{"VERIFY_BACKEND=dev"})
+	dev, err := startVerifyd(ctx, o.verifyd, dir, "dev", []string{"VERIFY_BACKEND=dev"})
 	if err != nil {
 		return err
 	}
@@ -137,12 +134,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		r, err := scenario(ctx, o, nil, dev, "request-otp", conc, 0, "")
 		if err != nil {
-			dev.stop()
+			dev.Stop()
 			return fmt.Errorf("dev request-otp c=%d: %w", conc, err)
 		}
 		rows = append(rows, r)
 	}
-	dev.stop()
+	dev.Stop()
 
 	// The messaging backend: verifyd's own codes in a real redis-server,
 	// sent to the 2010 API's stand-in (a process, plain HTTP).
@@ -243,52 +240,24 @@ func saturateBoth(ctx context.Context, o options, st *standin, v *verifyd, op st
 // messagingRows runs request-otp on the messaging backend at 1 and 64
 // connections, against a redis-server and the 2010 API's stand-in.
 func messagingRows(ctx context.Context, o options, dir string) ([]row, error) {
-	redisPort, err := freeAddr()
+	redis, err := toolrun.StartRedis(ctx, "redis-server", dir)
 	if err != nil {
 		return nil, err
 	}
-	_, port, _ := net.SplitHostPort(redisPort)
-	redis := exec.CommandContext(ctx, "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := redis.Start(); err != nil {
-		return nil, fmt.Errorf("start redis-server (apt-get install redis-server): %w", err)
-	}
-	defer func() { redis.Process.Kill(); redis.Wait() }()
-	api := exec.CommandContext(ctx, o.standin, "-api")
-	out, err := api.StdoutPipe()
+	defer redis.Kill()
+	api, err := toolrun.StartStandin(ctx, o.standin, "", "-api")
 	if err != nil {
 		return nil, err
 	}
-	if err := api.Start(); err != nil {
-		return nil, err
-	}
-	defer func() { api.Process.Signal(os.Interrupt); api.Wait() }()
-	var ready struct {
-		URL        string `json:"url"`
-		AccountSID string `json:"account_sid"`
-		AuthToken  string `json:"auth_token"`
-	}
-	line, err := bufio.NewReader(out).ReadBytes('\n')
-	if err != nil || json.Unmarshal(line, &ready) != nil {
-		return nil, fmt.Errorf("the 2010 stand-in said %q: %v", line, err)
-	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		c, err := net.Dial("tcp", redisPort)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, errors.New("redis-server never listened")
-		}
-	}
-	v, err := startVerifyd(ctx, o.verifyd, &standin{}, dir, []string{"VERIFY_BACKEND=messaging",
-		"REDIS_URL=redis://" + redisPort + "/0", "TWILIO_API_BASE_URL=" + ready.URL,
-		"TWILIO_ACCOUNT_SID=" + ready.AccountSID, "TWILIO_AUTH_TOKEN=" + ready.AuthToken,
+	defer api.Stop()
+	v, err := startVerifyd(ctx, o.verifyd, dir, "messaging", []string{"VERIFY_BACKEND=messaging",
+		"REDIS_URL=" + redis.URL(), "TWILIO_API_BASE_URL=" + api.URL,
+		"TWILIO_ACCOUNT_SID=" + api.AccountSID, "TWILIO_AUTH_TOKEN=" + api.AuthToken,
 		"TWILIO_FROM_NUMBER=+15005550006", "CODE_SECRET=bench-code-secret-0123456789abcdef"})
 	if err != nil {
 		return nil, err
 	}
-	defer v.stop()
+	defer v.Stop()
 	var rows []row
 	for _, conc := range []int{1, 64} {
 		if !strings.Contains(fmt.Sprintf("request-otp/messaging/%d/0s", conc), o.only) {
@@ -362,7 +331,7 @@ func scenario(ctx context.Context, o options, st *standin, v *verifyd, op string
 
 	var connsBefore int64
 	if st != nil {
-		s, err := st.stats()
+		s, err := st.Stats()
 		if err != nil {
 			return r, err
 		}
@@ -388,7 +357,7 @@ func scenario(ctx context.Context, o options, st *standin, v *verifyd, op string
 		return r, err
 	}
 	if st != nil {
-		s, err := st.stats()
+		s, err := st.Stats()
 		if err != nil {
 			return r, err
 		}
@@ -434,83 +403,23 @@ func (ns *numberSource) take(n int) []string {
 	return out
 }
 
-// standin is the running stand-in process.
-type standin struct {
-	cmd   *exec.Cmd
-	ready struct {
-		URL        string `json:"url"`
-		AccountSID string `json:"account_sid"`
-		AuthToken  string `json:"auth_token"`
-		ServiceSID string `json:"service_sid"`
-		Admin      string `json:"admin"`
-	}
-	certFile string
-	pool     *x509.CertPool
-}
+// standin is the running Verify stand-in.
+type standin struct{ *toolrun.Standin }
 
 func startStandin(ctx context.Context, bin, dir string) (*standin, error) {
-	s := &standin{certFile: filepath.Join(dir, "standin.pem")}
-	s.cmd = exec.CommandContext(ctx, bin, "-cert-out", s.certFile, "-fixed-code", "123456")
-	out, err := s.cmd.StdoutPipe()
+	s, err := toolrun.StartStandin(ctx, bin, filepath.Join(dir, "standin.pem"), "-fixed-code", "123456")
 	if err != nil {
 		return nil, err
 	}
-	s.cmd.Stderr = os.Stderr
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start stand-in: %w", err)
-	}
-	line, err := bufio.NewReader(out).ReadBytes('\n')
-	if err != nil {
-		s.stop()
-		return nil, fmt.Errorf("stand-in: %w", err)
-	}
-	if err := json.Unmarshal(line, &s.ready); err != nil {
-		s.stop()
-		return nil, fmt.Errorf("stand-in said %q: %w", line, err)
-	}
-	pem, err := os.ReadFile(s.certFile)
-	if err != nil {
-		s.stop()
-		return nil, err
-	}
-	s.pool = x509.NewCertPool()
-	s.pool.AppendCertsFromPEM(pem)
-	return s, nil
+	return &standin{s}, nil
 }
 
-func (s *standin) stop() {
-	s.cmd.Process.Signal(os.Interrupt)
-	s.cmd.Wait()
-}
-
-func (s *standin) setLatency(d time.Duration) error {
-	resp, err := http.Post(s.ready.Admin+"/latency?d="+d.String(), "", nil)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("set latency: %s", resp.Status)
-	}
-	return nil
-}
-
-type standinStats struct{ Requests, Connections int64 }
-
-func (s *standin) stats() (standinStats, error) {
-	var st standinStats
-	resp, err := http.Get(s.ready.Admin + "/stats")
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st)
-}
+func (s *standin) setLatency(d time.Duration) error { return s.Admin("latency?d=" + d.String()) }
 
 // client is an HTTP client for straight calls, pooled like verifyd's.
 func (s *standin) client(conc int) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: s.pool}, MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
+		TLSClientConfig: &tls.Config{RootCAs: s.Pool}, MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
 }
 
 // call makes the upstream call verifyd makes for op.
@@ -519,12 +428,12 @@ func (s *standin) call(ctx context.Context, c *http.Client, op, to string) bool 
 	if op == "verify-otp" {
 		path, form, want = "/VerificationCheck", url.Values{"To": {to}, "Code": {"123456"}}, http.StatusOK
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.ready.URL+"/v2/Services/"+s.ready.ServiceSID+path, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/v2/Services/"+s.ServiceSID+path, strings.NewReader(form.Encode()))
 	if err != nil {
 		return false
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(s.ready.AccountSID, s.ready.AuthToken)
+	req.SetBasicAuth(s.AccountSID, s.AuthToken)
 	resp, err := c.Do(req)
 	if err != nil {
 		return false
@@ -553,84 +462,32 @@ func (s *standin) prestart(ctx context.Context, nums []string, restore time.Dura
 
 // verifyd is the running verifyd process.
 type verifyd struct {
-	cmd       *exec.Cmd
-	url       string
-	debugURL  string
+	*toolrun.Verifyd
 	backend   string
 	clockTick float64
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func startVerifyd(ctx context.Context, bin string, st *standin, dir string, extra []string) (*verifyd, error) {
-	addr, err := freeAddr()
+// startVerifyd runs verifyd on backend with env, configured for a load run.
+func startVerifyd(ctx context.Context, bin, dir, backend string, env []string) (*verifyd, error) {
+	log, err := os.Create(filepath.Join(dir, "verifyd-"+backend+".log"))
 	if err != nil {
 		return nil, err
 	}
-	debug, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	env := append(os.Environ(),
-		"HOST=127.0.0.1", "PORT="+port, "DEBUG_ADDR="+debug, "LOG_LEVEL=info",
-		"TWILIO_ACCOUNT_SID="+st.ready.AccountSID, "TWILIO_AUTH_TOKEN="+st.ready.AuthToken,
-		"TWILIO_VERIFY_SERVICE_SID="+st.ready.ServiceSID, "TWILIO_VERIFY_BASE_URL="+st.ready.URL,
-		"TWILIO_MAX_CONNS=512", "SSL_CERT_FILE="+st.certFile,
+	v, err := toolrun.StartVerifyd(ctx, bin, append([]string{"LOG_LEVEL=info", "TWILIO_MAX_CONNS=512",
 		// One client sends everything: the abuse limits would refuse the load.
 		"LIMIT_PHONE_COOLDOWN=0s", "LIMIT_PHONE_SENDS_PER_HOUR=0", "LIMIT_IP_SENDS_PER_HOUR=0",
 		"LIMIT_IP_CHECKS_PER_HOUR=0", "LIMIT_GLOBAL_SENDS_PER_MINUTE=0",
 		// A load run, not a pumping one: every number is new and few verify.
-		"FRAUD_BUDGETS=off", "SEND_CHALLENGE=never")
-	env = append(env, extra...)
-	v := &verifyd{url: "http://" + addr, debugURL: "http://" + debug, backend: "twilio", clockTick: 100}
-	for _, kv := range extra {
-		if b, ok := strings.CutPrefix(kv, "VERIFY_BACKEND="); ok {
-			v.backend = b
-		}
-	}
-	v.cmd = exec.CommandContext(ctx, bin)
-	v.cmd.Env = env
-	log, err := os.Create(filepath.Join(dir, "verifyd-"+v.backend+".log"))
+		"FRAUD_BUDGETS=off", "SEND_CHALLENGE=never"}, env...), log)
 	if err != nil {
 		return nil, err
 	}
-	v.cmd.Stdout, v.cmd.Stderr = log, os.Stderr
-	if err := v.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start verifyd: %w", err)
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(v.url + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return v, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			v.stop()
-			return nil, errors.New("verifyd never answered /healthz")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (v *verifyd) stop() {
-	v.cmd.Process.Signal(os.Interrupt)
-	v.cmd.Wait()
+	return &verifyd{Verifyd: v, backend: backend, clockTick: 100}, nil
 }
 
 func (v *verifyd) call(ctx context.Context, c *http.Client, op, to string) bool {
 	if op == "healthz" {
-		resp, err := c.Get(v.url + "/healthz")
+		resp, err := c.Get(v.URL + "/healthz")
 		if err != nil {
 			return false
 		}
@@ -642,7 +499,7 @@ func (v *verifyd) call(ctx context.Context, c *http.Client, op, to string) bool 
 	if op == "verify-otp" {
 		body = `{"phoneNumber":"` + to + `","code":"123456"}`
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.url+"/api/"+op, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.URL+"/api/"+op, strings.NewReader(body))
 	if err != nil {
 		return false
 	}
@@ -665,7 +522,7 @@ type usage struct {
 // the peak so the next reading covers the next scenario only.
 func (v *verifyd) usage() (usage, error) {
 	var u usage
-	pid := strconv.Itoa(v.cmd.Process.Pid)
+	pid := strconv.Itoa(v.Pid())
 	stat, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
 		return u, err
@@ -676,16 +533,11 @@ func (v *verifyd) usage() (usage, error) {
 	utime, _ := strconv.ParseFloat(fields[11], 64)
 	stime, _ := strconv.ParseFloat(fields[12], 64)
 	u.cpu = (utime + stime) / v.clockTick
-	status, err := os.ReadFile("/proc/" + pid + "/status")
+	peak, err := v.ProcStatus("VmHWM")
 	if err != nil {
 		return u, err
 	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			u.peakRSSMB = math.Round(kb/1024*10) / 10
-		}
-	}
+	u.peakRSSMB = math.Round(peak*10) / 10
 	_ = os.WriteFile("/proc/"+pid+"/clear_refs", []byte("5"), 0) // reset the peak
 	return u, nil
 }
@@ -693,7 +545,7 @@ func (v *verifyd) usage() (usage, error) {
 // profile saves a CPU profile of verifyd taken over d.
 func (v *verifyd) profile(ctx context.Context, file string, d time.Duration) error {
 	secs := max(1, int(d.Seconds()))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.debugURL+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.DebugURL+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), nil)
 	if err != nil {
 		return err
 	}

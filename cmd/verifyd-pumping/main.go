@@ -19,19 +19,16 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
 
+	"verifyd/cmd/internal/toolrun"
 	"verifyd/server/challenge"
 )
 
@@ -110,41 +107,22 @@ type tally struct {
 }
 
 func simulate(ctx context.Context, o options, mode string) (*tally, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.CommandContext(ctx, o.verifyd)
-	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT="+strconv.Itoa(port), "VERIFY_BACKEND=dev",
-		"TRUSTED_PROXIES=127.0.0.1", "FRAUD_BUDGETS="+mode, "SHUTDOWN_DRAIN=0s",
-		// A site sized for 1,000 sends a minute: the global brake is not
-		// what stops this attack.
-		"LIMIT_GLOBAL_SENDS_PER_MINUTE=1000", "LOG_LEVEL=warn", "CHALLENGE_DIFFICULTY=20000")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
 	t := &tally{requests: map[string]int{}, sent: map[string]int{}, refused: map[string]int{}, codes: map[string]string{}}
 	t.codeSeen = sync.NewCond(&t.mu)
+	// The development backend's delivery lines carry the codes.
+	out, logged := io.Pipe()
+	defer logged.Close()
 	go t.readCodes(out)
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get(url + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("verifyd never answered /healthz")
-		}
+	v, err := toolrun.StartVerifyd(ctx, o.verifyd, []string{"VERIFY_BACKEND=dev",
+		"TRUSTED_PROXIES=127.0.0.1", "FRAUD_BUDGETS=" + mode, "SHUTDOWN_DRAIN=0s",
+		// A site sized for 1,000 sends a minute: the global brake is not
+		// what stops this attack.
+		"LIMIT_GLOBAL_SENDS_PER_MINUTE=1000", "LOG_LEVEL=warn", "CHALLENGE_DIFFICULTY=20000"}, logged)
+	if err != nil {
+		return nil, err
 	}
+	defer v.Stop()
+	url := v.URL
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 20 * time.Second}
 	var wg sync.WaitGroup
@@ -286,13 +264,4 @@ func number(region string, pick func(int) int) string {
 			return s
 		}
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -16,21 +16,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
+
+	"verifyd/cmd/internal/toolrun"
 )
 
 func main() {
@@ -63,21 +62,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 
-	redis, err := startRedis(ctx, o.redis, dir)
+	redis, err := toolrun.StartRedis(ctx, o.redis, dir)
 	if err != nil {
 		return err
 	}
-	defer redis.stop()
-	st, err := startStandin(ctx, o.standin, dir)
+	defer redis.Kill()
+	st, err := toolrun.StartStandin(ctx, o.standin, filepath.Join(dir, "standin.pem"), "-fixed-code", "123456")
 	if err != nil {
 		return err
 	}
-	defer st.stop()
+	defer st.Stop()
 	v, err := startVerifyd(ctx, o.verifyd, st, redis, dir)
 	if err != nil {
 		return err
 	}
-	defer v.kill()
+	defer v.Kill()
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
 	d := &driver{v: v, client: client, counts: map[string]int{}}
@@ -97,9 +96,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		hold time.Duration
 		undo func() error
 	}{
-		{0.2, "Twilio answers 503 for 15s", func() error { return st.fail("status=503&code=20503") }, 15 * time.Second, func() error { return st.fail("") }},
-		{0.45, "Twilio hangs for 15s", func() error { return st.fail("hang=1") }, 15 * time.Second, func() error { return st.fail("") }},
-		{0.7, "Redis killed, back after 10s", redis.kill, 10 * time.Second, func() error { return redis.restart(ctx) }},
+		{0.2, "Twilio answers 503 for 15s", func() error { return st.Admin("failure?status=503&code=20503") }, 15 * time.Second, func() error { return st.Admin("failure") }},
+		{0.45, "Twilio hangs for 15s", func() error { return st.Admin("failure?hang=1") }, 15 * time.Second, func() error { return st.Admin("failure") }},
+		{0.7, "Redis killed, back after 10s", redis.Kill, 10 * time.Second, func() error { return redis.Restart(ctx) }},
 	}
 	var faultLog []string
 	began := time.Now()
@@ -129,7 +128,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	exit := v.stop()
+	exit := v.Stop()
 
 	fmt.Fprintf(stdout, "verifyd-soak %s: %v of mixed traffic at %d/s\n\nfaults:\n%s\n\n", time.Now().UTC().Format("2006-01-02"),
 		o.duration, o.rate, strings.Join(faultLog, "\n"))
@@ -209,7 +208,7 @@ func (d *driver) one(ctx context.Context, i int) {
 	default:
 		method, path = http.MethodGet, "/health"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, d.v.url+path, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, d.v.URL+path, strings.NewReader(body))
 	if err != nil {
 		return
 	}
@@ -292,73 +291,40 @@ func (d *driver) report() string {
 	return b.String()
 }
 
-// verifyd is the running binary.
-type verifyd struct {
-	cmd           *exec.Cmd
-	url, debugURL string
-}
+// verifyd is the running binary, with a log in the run's directory.
+type verifyd struct{ *toolrun.Verifyd }
 
 type sample struct {
 	rssMB      float64
 	goroutines int
 }
 
-func startVerifyd(ctx context.Context, bin string, st *standin, r *redis, dir string) (*verifyd, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	debug, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	v := &verifyd{url: "http://127.0.0.1:" + strconv.Itoa(port), debugURL: "http://127.0.0.1:" + strconv.Itoa(debug)}
-	v.cmd = exec.CommandContext(ctx, bin)
-	v.cmd.Env = append(os.Environ(),
-		"HOST=127.0.0.1", "PORT="+strconv.Itoa(port), "DEBUG_ADDR=127.0.0.1:"+strconv.Itoa(debug),
-		"REDIS_URL=redis://127.0.0.1:"+strconv.Itoa(r.port)+"/0",
-		"TWILIO_ACCOUNT_SID="+st.ready.AccountSID, "TWILIO_AUTH_TOKEN="+st.ready.AuthToken,
-		"TWILIO_VERIFY_SERVICE_SID="+st.ready.ServiceSID, "TWILIO_VERIFY_BASE_URL="+st.ready.URL,
-		"SSL_CERT_FILE="+st.certFile, "TWILIO_REQUEST_TIMEOUT=2s", "SHUTDOWN_DRAIN=1s",
-		// One client sends everything: per-client and global limits would
-		// refuse the load; per-number limits stay on.
-		"LIMIT_IP_SENDS_PER_HOUR=0", "LIMIT_IP_CHECKS_PER_HOUR=0", "LIMIT_GLOBAL_SENDS_PER_MINUTE=0",
-		// A soak, not a pumping run: the budgets would step its sends up.
-		"FRAUD_BUDGETS=off", "SEND_CHALLENGE=never")
+func startVerifyd(ctx context.Context, bin string, st *toolrun.Standin, r *toolrun.Redis, dir string) (*verifyd, error) {
 	log, err := os.Create(filepath.Join(dir, "verifyd.log"))
 	if err != nil {
 		return nil, err
 	}
-	v.cmd.Stdout, v.cmd.Stderr = log, log
-	if err := v.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start verifyd: %w", err)
+	v, err := toolrun.StartVerifyd(ctx, bin, append(st.VerifyEnv(),
+		"REDIS_URL="+r.URL(), "TWILIO_REQUEST_TIMEOUT=2s", "SHUTDOWN_DRAIN=1s",
+		// One client sends everything: per-client and global limits would
+		// refuse the load; per-number limits stay on.
+		"LIMIT_IP_SENDS_PER_HOUR=0", "LIMIT_IP_CHECKS_PER_HOUR=0", "LIMIT_GLOBAL_SENDS_PER_MINUTE=0",
+		// A soak, not a pumping run: the budgets would step its sends up.
+		"FRAUD_BUDGETS=off", "SEND_CHALLENGE=never"), log)
+	if err != nil {
+		return nil, err
 	}
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get(v.url + "/healthz"); err == nil {
-			resp.Body.Close()
-			return v, nil
-		}
-		if time.Now().After(deadline) {
-			v.kill()
-			return nil, errors.New("verifyd never answered /healthz")
-		}
-	}
+	return &verifyd{v}, nil
 }
 
 // sample reads the RSS from /proc and the goroutines from the pprof index.
 func (v *verifyd) sample() (sample, error) {
 	var s sample
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", v.cmd.Process.Pid))
-	if err != nil {
+	var err error
+	if s.rssMB, err = v.ProcStatus("VmRSS"); err != nil {
 		return s, err
 	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			s.rssMB = kb / 1024
-		}
-	}
-	resp, err := http.Get(v.debugURL + "/debug/pprof/goroutine?debug=1")
+	resp, err := http.Get(v.DebugURL + "/debug/pprof/goroutine?debug=1")
 	if err != nil {
 		return s, err
 	}
@@ -367,134 +333,4 @@ func (v *verifyd) sample() (sample, error) {
 	_, n, _ := strings.Cut(strings.TrimSpace(first), "total ")
 	s.goroutines, err = strconv.Atoi(n)
 	return s, err
-}
-
-// stop sends SIGTERM and answers how the process ended.
-func (v *verifyd) stop() error {
-	v.cmd.Process.Signal(syscall.SIGTERM)
-	if err := v.cmd.Wait(); err != nil {
-		return fmt.Errorf("verifyd: %w", err)
-	}
-	return nil
-}
-
-func (v *verifyd) kill() {
-	if v.cmd.ProcessState == nil {
-		v.cmd.Process.Kill()
-		v.cmd.Wait()
-	}
-}
-
-// standin is the running Verify stand-in.
-type standin struct {
-	cmd   *exec.Cmd
-	ready struct {
-		URL, Admin, AccountSID, AuthToken, ServiceSID string
-	}
-	certFile string
-}
-
-func startStandin(ctx context.Context, bin, dir string) (*standin, error) {
-	s := &standin{certFile: filepath.Join(dir, "standin.pem")}
-	s.cmd = exec.CommandContext(ctx, bin, "-cert-out", s.certFile, "-fixed-code", "123456")
-	out, err := s.cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	s.cmd.Stderr = os.Stderr
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start stand-in: %w", err)
-	}
-	line, err := bufio.NewReader(out).ReadBytes('\n')
-	if err != nil {
-		s.stop()
-		return nil, fmt.Errorf("stand-in: %w", err)
-	}
-	var ready struct {
-		URL        string `json:"url"`
-		AccountSID string `json:"account_sid"`
-		AuthToken  string `json:"auth_token"`
-		ServiceSID string `json:"service_sid"`
-		Admin      string `json:"admin"`
-	}
-	if err := json.Unmarshal(line, &ready); err != nil {
-		s.stop()
-		return nil, fmt.Errorf("stand-in said %q: %w", line, err)
-	}
-	s.ready.URL, s.ready.Admin = ready.URL, ready.Admin
-	s.ready.AccountSID, s.ready.AuthToken, s.ready.ServiceSID = ready.AccountSID, ready.AuthToken, ready.ServiceSID
-	return s, nil
-}
-
-// fail makes every request to the stand-in fail as query says ("" clears).
-func (s *standin) fail(query string) error {
-	resp, err := http.Post(s.ready.Admin+"/failure?"+query, "", nil)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("stand-in /failure: %s", resp.Status)
-	}
-	return nil
-}
-
-func (s *standin) stop() {
-	s.cmd.Process.Signal(os.Interrupt)
-	s.cmd.Wait()
-}
-
-// redis is a redis-server on a loopback port, with nothing on disk.
-type redis struct {
-	bin, dir string
-	port     int
-	cmd      *exec.Cmd
-}
-
-func startRedis(ctx context.Context, bin, dir string) (*redis, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	r := &redis{bin: bin, dir: dir, port: port}
-	return r, r.restart(ctx)
-}
-
-func (r *redis) restart(ctx context.Context) error {
-	r.cmd = exec.CommandContext(ctx, r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir)
-	if err := r.cmd.Start(); err != nil {
-		return fmt.Errorf("start redis-server (apt-get install redis-server): %w", err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(r.port))
-		if err == nil {
-			fmt.Fprint(c, "PING\r\n")
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(line, "+PONG") {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return errors.New("redis-server never answered PING")
-		}
-	}
-}
-
-func (r *redis) kill() error {
-	r.cmd.Process.Kill()
-	r.cmd.Wait()
-	return nil
-}
-
-func (r *redis) stop() { r.kill() }
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
