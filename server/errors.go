@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"verifyd/server/flow"
 	"verifyd/server/verify"
 )
 
@@ -168,10 +169,11 @@ func errorHandler(logger *slog.Logger, pages *forms, cats *catalogs) echo.HTTPEr
 			_ = c.NoContent(he.status)
 			return
 		}
-		// The sentence in the person's language (Accept-Language); the
-		// code stays the same for programs.
+		// The sentence in the person's language (Accept-Language), with
+		// the wait, as the page says it; the code stays the same for
+		// programs.
 		t := cats.translate(cats.pick(c))
-		body := errorBody{Error: t(he.Message), Code: he.Code, RetryAfter: retryAfter, RequestID: requestIDOf(c),
+		body := errorBody{Error: flow.FailureText(t, he.Error), Code: he.Code, RetryAfter: retryAfter, RequestID: requestIDOf(c),
 			Challenge: he.Challenge}
 		if s, ok := errors.AsType[bodyShaper](err); ok {
 			s.shapeBody(&body)

@@ -10,7 +10,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"verifyd/server/abuse"
+	"verifyd/server/verify"
 	"verifyd/web"
 )
 
@@ -104,5 +107,14 @@ func TestPagesAndAPISpeakTheLanguage(t *testing.T) {
 	rec = postJSON(h, "/api/request-otp", `{"phoneNumber":"+14155552671"}`, "Accept-Language", "pt-BR")
 	if got := decodeBody(t, rec); got["message"] != "Enviamos um código por SMS para +1 415-555-2671." {
 		t.Errorf("a Brazilian message = %v", got["message"])
+	}
+	// A wait is said once, in the language, as the page says it (the
+	// script shows the error as it comes).
+	limited := &recordingVerifier{startFn: func(verify.StartRequest) (verify.Verification, error) {
+		return verify.Verification{}, abuse.ErrPhoneLimit.With(nil, 10*time.Minute)
+	}}
+	rec = postJSON(newTestHandler(t, limited, handlerOpts{}), "/api/request-otp", `{"phoneNumber":"+14155552671"}`, "Accept-Language", "de")
+	if got := decodeBody(t, rec); got["error"] != "An diese Nummer wurden zu viele Codes gesendet. Du kannst es in 10 Minuten erneut versuchen." || got["retryAfter"] != 600.0 {
+		t.Errorf("a German wait = %v", got)
 	}
 }

@@ -56,9 +56,11 @@
     data.ok = res.ok;
     data.status = res.status;
     if (!res.ok) {
-      const after = data.retryAfter || Number(res.headers.get('Retry-After')) || 0;
-      const error = data.error || tr('Something went wrong. Please try again.');
-      data.message = after ? `${error.replace(/ Please try again later\.$/, '')} ${tr('You can try again in {wait}.', { wait: wait(after) })}` : error;
+      // The server's sentence says the wait already, in the page's
+      // language; a proxy's page only has its Retry-After header.
+      const after = Number(res.headers.get('Retry-After')) || 0;
+      const error = tr('Something went wrong. Please try again.');
+      data.message = data.error || (after ? `${error} ${tr('You can try again in {wait}.', { wait: wait(after) })}` : error);
     }
     return data;
   };
