@@ -126,7 +126,7 @@ func newForms(cfg Config, fl *flow.Flow, assets map[string]string, cats *catalog
 		returns:    map[string]bool{},
 	}
 	for _, o := range cfg.ReturnOrigins {
-		origin, err := exactOrigin(o)
+		origin, err := ExactOrigin(o)
 		if err != nil {
 			return nil, fmt.Errorf("return origins: %w", err)
 		}
@@ -233,12 +233,14 @@ func (f *forms) langParts(countries []string, code string, lang language.Tag) *l
 	return lp
 }
 
-// exactOrigin checks that o is an origin (scheme://host[:port], nothing
-// else) and answers it lower-cased.
-func exactOrigin(o string) (string, error) {
+// ExactOrigin checks that o is an origin (http(s)://host[:port], nothing
+// else: no path beyond "/", no query, fragment, userinfo or wildcard) and
+// answers it lower-cased.
+func ExactOrigin(o string) (string, error) {
 	u, err := url.Parse(o)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" ||
+		strings.Contains(o, "*") {
 		return "", fmt.Errorf("%q is not an exact origin such as https://app.example.com", o)
 	}
 	return strings.ToLower(u.Scheme + "://" + u.Host), nil

@@ -17,6 +17,7 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/redis/go-redis/v9"
 
+	"verifyd/server"
 	"verifyd/server/abuse"
 	"verifyd/server/receipt"
 	"verifyd/server/twiliohttp"
@@ -213,7 +214,7 @@ func (c *config) check(vars map[string]string) problems {
 		bad("DEFAULT_REGION", "%v (want an ISO 3166 alpha-2 code such as US)", err)
 	}
 	for _, o := range c.CORSAllowedOrigins {
-		if err := checkOrigin(o); err != nil {
+		if _, err := server.ExactOrigin(o); err != nil {
 			bad("CORS_ALLOWED_ORIGINS", "%v", err)
 		}
 	}
@@ -367,15 +368,6 @@ func (c *config) codeSecret() []byte {
 		return []byte(c.CodeSecret)
 	}
 	return secretBytes(c.DevCodeSecret)
-}
-
-func checkOrigin(o string) error {
-	u, err := url.Parse(o)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || strings.Contains(o, "*") {
-		return fmt.Errorf("%q is not an exact origin such as https://app.example.com", o)
-	}
-	return nil
 }
 
 // secretBytes answers nil for an unset secret, so that the consumer picks a
@@ -544,7 +536,7 @@ func (c *config) checkReceipts() problems {
 		bad("RECEIPT_TTL", "must be positive and at most %v", maxReceiptTTL)
 	}
 	for _, o := range c.ReceiptReturnOrigins {
-		if err := checkOrigin(o); err != nil {
+		if _, err := server.ExactOrigin(o); err != nil {
 			bad("RECEIPT_RETURN_ORIGINS", "%v", err)
 		}
 	}
