@@ -422,8 +422,10 @@ func (c *config) checkAbuse() problems {
 	if c.FraudPrefixDigits < 1 || c.FraudPrefixDigits > 8 {
 		bad("FRAUD_PREFIX_DIGITS", "must be between 1 and 8")
 	}
-	if c.FraudTrustedFor < 0 {
-		bad("FRAUD_TRUSTED_FOR", "must not be negative")
+	if c.FraudTrustedFor <= 0 {
+		// 0 would reach the guard as "unset" and mean its 90 days: the
+		// opposite of what someone who writes 0 wants.
+		bad("FRAUD_TRUSTED_FOR", "must be positive (a short one, such as 1h, trusts a verified number little)")
 	}
 	if c.ChallengeDifficulty < 1000 || c.ChallengeDifficulty > 100_000_000 {
 		bad("CHALLENGE_DIFFICULTY", "must be between 1000 and 100000000 (hashes a solver tries at most)")
