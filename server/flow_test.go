@@ -15,7 +15,6 @@ import (
 func TestFlowOutcomesThroughBothSurfaces(t *testing.T) {
 	tests := []struct {
 		name     string
-		startErr error
 		status   verify.Status // what the check answers
 		checkErr error
 		code     string // what is typed
@@ -23,15 +22,15 @@ func TestFlowOutcomesThroughBothSurfaces(t *testing.T) {
 		wantCode string // the API's code; "" on success
 		sentence string // what both surfaces say
 	}{
-		{"approved", nil, verify.StatusApproved, nil, "123456", 200, "", "verified"},
-		{"wrong code", nil, verify.StatusPending, nil, "123456", 400, "wrong_code", "That code is not right."},
-		{"not digits", nil, verify.StatusApproved, nil, "12ab", 400, "invalid_code", "4 to 10 digits"},
-		{"expired", nil, verify.StatusExpired, nil, "123456", 410, "verification_expired", "This code has expired."},
-		{"maxed out", nil, verify.StatusMaxAttemptsReached, nil, "123456", 410, "verification_max_attempts_reached", "Too many wrong codes."},
-		{"gone upstream", nil, "", verify.ErrNotFound, "123456", 410, "verification_not_found", "no longer valid"},
-		{"too many checks", nil, "", verify.ErrTooManyAttempts.With(nil, 90*time.Second), "123456", 429, "too_many_attempts", "Too many wrong codes. Request a new code. You can try again in 90 seconds."},
-		{"upstream down", nil, "", verify.ErrUnavailable, "123456", 502, "upstream_unavailable", "temporarily unavailable"},
-		{"upstream slow", nil, "", verify.ErrTimeout, "123456", 504, "upstream_timeout", "taking too long"},
+		{"approved", verify.StatusApproved, nil, "123456", 200, "", "verified"},
+		{"wrong code", verify.StatusPending, nil, "123456", 400, "wrong_code", "That code is not right."},
+		{"not digits", verify.StatusApproved, nil, "12ab", 400, "invalid_code", "4 to 10 digits"},
+		{"expired", verify.StatusExpired, nil, "123456", 410, "verification_expired", "This code has expired."},
+		{"maxed out", verify.StatusMaxAttemptsReached, nil, "123456", 410, "verification_max_attempts_reached", "Too many wrong codes."},
+		{"gone upstream", "", verify.ErrNotFound, "123456", 410, "verification_not_found", "no longer valid"},
+		{"too many checks", "", verify.ErrTooManyAttempts.With(nil, 90*time.Second), "123456", 429, "too_many_attempts", "Too many wrong codes. Request a new code. You can try again in 90 seconds."},
+		{"upstream down", "", verify.ErrUnavailable, "123456", 502, "upstream_unavailable", "temporarily unavailable"},
+		{"upstream slow", "", verify.ErrTimeout, "123456", 504, "upstream_timeout", "taking too long"},
 	}
 	for _, tt := range tests {
 		newV := func() *recordingVerifier {

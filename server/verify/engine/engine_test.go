@@ -682,7 +682,7 @@ func TestSendRealOrNot(t *testing.T) {
 	unknown.err = nil
 	v, err := e.Start(context.Background(), start(alice))
 	msgs := unknown.all()
-	if err != nil || v.SendAttempts != 2 || msgs[0].Code != msgs[1].Code {
+	if err != nil || v.SendAttempts != 2 || len(msgs) != 2 || msgs[0].Code != msgs[1].Code {
 		t.Errorf("the resend after = %+v, %v, want the second send of the same code", v, err)
 	}
 }
