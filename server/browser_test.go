@@ -353,14 +353,7 @@ func TestBrowserContinueHandsBackTheReceipt(t *testing.T) {
 		name := map[bool]string{true: "js", false: "nojs"}[script]
 		t.Run(name, func(t *testing.T) {
 			appSrv, a := startApp(t)
-			k, err := receipt.GenerateKey()
-			if err != nil {
-				t.Fatal(err)
-			}
-			iss, err := receipt.NewIssuer(receipt.IssuerConfig{Keys: []receipt.Key{k}, Issuer: testIssuer, Audience: testAudience})
-			if err != nil {
-				t.Fatal(err)
-			}
+			iss := newTestIssuer(t)
 			site, box := startSiteWith(t, 30*time.Second, iss, []string{appSrv.URL})
 			ctx := newChrome(t, 1280, 800)
 			if !script {
