@@ -114,7 +114,7 @@ func (g *Guard) scopes(n verify.Number) (country, prefix string) {
 func (g *Guard) judge(ctx context.Context, n verify.Number) (BudgetDecision, error) {
 	country, prefix := g.scopes(n)
 	d := BudgetDecision{Country: country, Scope: country, Action: "allowed"}
-	if trusted, err := g.cfg.Store.Marked(ctx, "trusted:"+g.hashKey(n.E164())); err != nil {
+	if trusted, err := g.cfg.Store.Marked(ctx, g.cfg.Now(), "trusted:"+g.hashKey(n.E164())); err != nil {
 		return d, err
 	} else if trusted {
 		d.Action = "trusted"
@@ -174,7 +174,7 @@ func (g *Guard) recordApproval(ctx context.Context, n verify.Number) {
 	if err := g.cfg.Store.Add(ctx, g.cfg.Now(), "a:"+country, "a:"+prefix); err != nil {
 		g.cfg.Logger.WarnContext(ctx, "fraud budget: could not count an approval", "err", err)
 	}
-	if err := g.cfg.Store.Mark(ctx, "trusted:"+g.hashKey(n.E164()), g.cfg.Budgets.TrustedFor); err != nil {
+	if err := g.cfg.Store.Mark(ctx, g.cfg.Now(), "trusted:"+g.hashKey(n.E164()), g.cfg.Budgets.TrustedFor); err != nil {
 		g.cfg.Logger.WarnContext(ctx, "fraud budget: could not remember a verified number", "err", err)
 	}
 }

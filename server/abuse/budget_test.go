@@ -46,14 +46,21 @@ func TestTallies(t *testing.T) {
 		if got[1] != (abuse.Tally{}) {
 			t.Errorf("an empty series reads %+v", got[1])
 		}
-		if ok, _ := s.Marked(ctx, "m:"+t.Name()); ok {
+		if ok, _ := s.Marked(ctx, now, "m:"+t.Name()); ok {
 			t.Error("marked before Mark")
 		}
-		if err := s.Mark(ctx, "m:"+t.Name(), time.Hour); err != nil {
+		if err := s.Mark(ctx, now, "m:"+t.Name(), time.Hour); err != nil {
 			t.Fatal(err)
 		}
-		if ok, err := s.Marked(ctx, "m:"+t.Name()); !ok || err != nil {
+		if ok, err := s.Marked(ctx, now.Add(59*time.Minute), "m:"+t.Name()); !ok || err != nil {
 			t.Errorf("Marked after Mark = %v, %v", ok, err)
+		}
+		// In memory a mark ends by the caller's clock (Redis ends it by
+		// its own, which TestRedisStoreExpiresEverything checks).
+		if _, mem := s.(*abuse.MemoryStore); mem {
+			if ok, _ := s.Marked(ctx, now.Add(time.Hour), "m:"+t.Name()); ok {
+				t.Error("marked after its hour")
+			}
 		}
 	})
 }

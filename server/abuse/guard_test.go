@@ -80,18 +80,18 @@ func (s *switchableStore) Read(ctx context.Context, now time.Time, series ...str
 	return s.MemoryStore.Read(ctx, now, series...)
 }
 
-func (s *switchableStore) Mark(ctx context.Context, key string, ttl time.Duration) error {
+func (s *switchableStore) Mark(ctx context.Context, now time.Time, key string, ttl time.Duration) error {
 	if s.down.Load() {
 		return errStoreDown
 	}
-	return s.MemoryStore.Mark(ctx, key, ttl)
+	return s.MemoryStore.Mark(ctx, now, key, ttl)
 }
 
-func (s *switchableStore) Marked(ctx context.Context, key string) (bool, error) {
+func (s *switchableStore) Marked(ctx context.Context, now time.Time, key string) (bool, error) {
 	if s.down.Load() {
 		return false, errStoreDown
 	}
-	return s.MemoryStore.Marked(ctx, key)
+	return s.MemoryStore.Marked(ctx, now, key)
 }
 
 const (

@@ -242,7 +242,7 @@ func TestRedisStoreExpiresEverything(t *testing.T) {
 	if err := s.Add(ctx, now, "sends:GB"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Mark(ctx, "trusted", 24*time.Hour); err != nil {
+	if err := s.Mark(ctx, now, "trusted", 24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	longest := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "trusted": 24 * time.Hour, "sends:GB": 15 * 24 * time.Hour}

@@ -25,8 +25,10 @@ type Tally struct {
 type Tallies interface {
 	Add(ctx context.Context, now time.Time, series ...string) error
 	Read(ctx context.Context, now time.Time, series ...string) ([]Tally, error)
-	Mark(ctx context.Context, key string, ttl time.Duration) error
-	Marked(ctx context.Context, key string) (bool, error)
+	// Mark remembers key from now for ttl; Marked answers whether it is
+	// remembered at now. Redis keeps time by its own clock.
+	Mark(ctx context.Context, now time.Time, key string, ttl time.Duration) error
+	Marked(ctx context.Context, now time.Time, key string) (bool, error)
 }
 
 const (
@@ -124,23 +126,24 @@ func (s *MemoryStore) Read(_ context.Context, now time.Time, series ...string) (
 }
 
 // Mark implements Tallies.
-func (s *MemoryStore) Mark(_ context.Context, key string, ttl time.Duration) error {
+func (s *MemoryStore) Mark(_ context.Context, now time.Time, key string, ttl time.Duration) error {
 	m := &s.tallies
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
-	m.marks[key] = time.Now().Add(ttl)
+	m.sweep(now)
+	m.marks[key] = now.Add(ttl)
 	return nil
 }
 
 // Marked implements Tallies.
-func (s *MemoryStore) Marked(_ context.Context, key string) (bool, error) {
+func (s *MemoryStore) Marked(_ context.Context, now time.Time, key string) (bool, error) {
 	m := &s.tallies
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
 	until, ok := m.marks[key]
-	return ok && time.Now().Before(until), nil
+	return ok && now.Before(until), nil
 }
 
 // sweep drops days past keeping and expired marks, at most once a minute,
@@ -162,7 +165,7 @@ func (m *memoryTallies) sweep(now time.Time) {
 		}
 	}
 	for k, until := range m.marks {
-		if time.Now().After(until) {
+		if !now.Before(until) {
 			delete(m.marks, k)
 		}
 	}
@@ -236,7 +239,7 @@ func buckets(h map[string]string) map[int]int {
 }
 
 // Mark implements Tallies.
-func (s *RedisStore) Mark(ctx context.Context, key string, ttl time.Duration) error {
+func (s *RedisStore) Mark(ctx context.Context, _ time.Time, key string, ttl time.Duration) error {
 	if err := s.client.Set(ctx, "{verifyd}:mark:"+key, "1", ttl).Err(); err != nil {
 		return fmt.Errorf("redis mark: %w", err)
 	}
@@ -244,7 +247,7 @@ func (s *RedisStore) Mark(ctx context.Context, key string, ttl time.Duration) er
 }
 
 // Marked implements Tallies.
-func (s *RedisStore) Marked(ctx context.Context, key string) (bool, error) {
+func (s *RedisStore) Marked(ctx context.Context, _ time.Time, key string) (bool, error) {
 	n, err := s.client.Exists(ctx, "{verifyd}:mark:"+key).Result()
 	if err != nil {
 		return false, fmt.Errorf("redis marked: %w", err)
