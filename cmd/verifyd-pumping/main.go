@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,6 +45,14 @@ var (
 	honest   = []string{"US", "GB", "DE", "FR"}
 )
 
+const (
+	// attackerAddrs is how many addresses the attack rotates through:
+	// half IPv4, half IPv6 in distinct /64s.
+	attackerAddrs = 1000
+	// unverifiedOneIn: one honest person in this many never types the code.
+	unverifiedOneIn = 10
+)
+
 type options struct {
 	verifyd                string
 	duration               time.Duration
@@ -60,6 +69,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
+	if o.attackRate <= 0 || o.honestRate <= 0 || o.duration <= 0 {
+		return errors.New("-attack-rate, -honest-rate and -duration must be positive")
+	}
 	results := map[string]*tally{}
 	for _, mode := range []string{"enforce", "off"} {
 		fmt.Fprintf(os.Stderr, "run with FRAUD_BUDGETS=%s for %v…\n", mode, o.duration)
@@ -70,9 +82,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		results[mode] = t
 	}
 	on, off := results["enforce"], results["off"]
-	fmt.Fprintf(stdout, "verifyd-pumping %s: %v per run; attack %.0f/s from 1,000 rotating addresses to %s (never verified); "+
-		"honest %.1f/s to %s (90%% verified)\n\n", time.Now().UTC().Format("2006-01-02"), o.duration, o.attackRate,
-		strings.Join(attacked, ", "), o.honestRate, strings.Join(honest, ", "))
+	fmt.Fprintf(stdout, "verifyd-pumping %s: %v per run; attack %.0f/s from %d rotating addresses to %s (never verified); "+
+		"honest %.1f/s to %s (%.0f%% verified)\n\n", time.Now().UTC().Format("2006-01-02"), o.duration, o.attackRate,
+		attackerAddrs, strings.Join(attacked, ", "), o.honestRate, strings.Join(honest, ", "), 100-100.0/unverifiedOneIn)
 	fmt.Fprintf(stdout, "country  role     requests  sent (budgets on)  sent (budgets off)  honest refused (on)  honest refused (off)\n")
 	var sentOn, sentOff, refusedOn, refusedOff int
 	for _, c := range append(slices.Clone(attacked), honest...) {
@@ -102,13 +114,11 @@ type tally struct {
 	mu                      sync.Mutex
 	requests, sent, refused map[string]int
 	challenged              int
-	codes                   map[string]string // verification SID → code, from the dev backend's log
-	codeSeen                *sync.Cond
+	codes                   map[string]chan string // verification SID → its code, from the dev backend's log
 }
 
 func simulate(ctx context.Context, o options, mode string) (*tally, error) {
-	t := &tally{requests: map[string]int{}, sent: map[string]int{}, refused: map[string]int{}, codes: map[string]string{}}
-	t.codeSeen = sync.NewCond(&t.mu)
+	t := &tally{requests: map[string]int{}, sent: map[string]int{}, refused: map[string]int{}, codes: map[string]chan string{}}
 	// The development backend's delivery lines carry the codes.
 	out, logged := io.Pipe()
 	defer logged.Close()
@@ -144,7 +154,7 @@ func simulate(ctx context.Context, o options, mode string) (*tally, error) {
 	wg.Add(2)
 	go loop(o.attackRate, func(i int) {
 		country := attacked[i%len(attacked)]
-		addr := attackerAddr(pick(1000))
+		addr := attackerAddr(pick(attackerAddrs))
 		status, _ := t.post(client, url+"/api/request-otp", addr, map[string]string{"phoneNumber": number(country, pick)})
 		t.count(country, status == 200, false)
 	})
@@ -172,8 +182,8 @@ func simulate(ctx context.Context, o options, mode string) (*tally, error) {
 			return
 		}
 		t.count(country, true, false)
-		if pick(10) == 0 {
-			return // one in ten people never types the code
+		if pick(unverifiedOneIn) == 0 {
+			return // this person never types the code
 		}
 		sid, _ := got["verificationSid"].(string)
 		code := t.codeFor(sid)
@@ -225,29 +235,41 @@ func (t *tally) readCodes(r io.Reader) {
 	for sc.Scan() {
 		var l struct{ Sid, Code string }
 		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Code != "" {
-			t.mu.Lock()
-			t.codes[l.Sid] = l.Code
-			t.codeSeen.Broadcast()
-			t.mu.Unlock()
+			select {
+			case t.code(l.Sid) <- l.Code:
+			default: // a resend's line: the code is the same
+			}
 		}
 	}
 }
 
-func (t *tally) codeFor(sid string) string {
+// code answers the channel sid's code arrives on, made by whichever of
+// the log reader and the person asks first.
+func (t *tally) code(sid string) chan string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	deadline := time.Now().Add(5 * time.Second)
-	for t.codes[sid] == "" && time.Now().Before(deadline) {
-		go func() { time.Sleep(50 * time.Millisecond); t.codeSeen.Broadcast() }()
-		t.codeSeen.Wait()
+	ch := t.codes[sid]
+	if ch == nil {
+		ch = make(chan string, 1)
+		t.codes[sid] = ch
 	}
-	return t.codes[sid]
+	return ch
 }
 
-// attackerAddr is one of 1,000 addresses: 500 IPv4, 500 IPv6 in distinct
-// /64s.
+// codeFor waits up to 5 s for sid's code, "" if it never came.
+func (t *tally) codeFor(sid string) string {
+	select {
+	case c := <-t.code(sid):
+		return c
+	case <-time.After(5 * time.Second):
+		return ""
+	}
+}
+
+// attackerAddr is address i of attackerAddrs: IPv4 in the first half,
+// IPv6 in distinct /64s in the second.
 func attackerAddr(i int) string {
-	if i < 500 {
+	if i < attackerAddrs/2 {
 		return fmt.Sprintf("203.0.%d.%d", 100+i/250, 1+i%250)
 	}
 	return fmt.Sprintf("2001:db8:%x:%x::1", i/256, i%256)

@@ -56,6 +56,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
+	if o.rate <= 0 || o.duration <= 0 {
+		return errors.New("-rate and -duration must be positive")
+	}
 	dir, err := os.MkdirTemp("", "verifyd-soak-")
 	if err != nil {
 		return err
