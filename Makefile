@@ -6,7 +6,7 @@ BIN     := bin/verifyd
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test race fuzz vet staticcheck bench soak pumping clean
+.PHONY: run build test race fuzz vet staticcheck bench soak pumping clean FORCE
 
 run:
 	@set -a; [ -f .env ] && . ./.env; set +a; exec $(GO) run ./cmd/verifyd
@@ -32,26 +32,25 @@ fuzz:
 
 # Load run against the real binary and the Verify stand-in over TLS, on
 # loopback; prints one table (see README, Performance). Not part of `make test`.
-bench: build
-	$(GO) build -o bin/twilio-standin ./cmd/twilio-standin
-	$(GO) build -o bin/verifyd-bench ./cmd/verifyd-bench
+bench: build bin/twilio-standin bin/verifyd-bench
 	$(GO) test -run=XXX -bench=. -benchmem ./server ./server/verify
 	bin/verifyd-bench -json bin/bench.json -cpuprofile bin/verifyd.cpu.pprof
 
 # Five minutes of mixed traffic against the real binary with Twilio failing,
 # Twilio hanging and Redis restarted; prints answers by kind, what was lost,
 # RSS and goroutines (see README, Reliability). Not part of `make test`.
-soak: build
-	$(GO) build -o bin/twilio-standin ./cmd/twilio-standin
-	$(GO) build -o bin/verifyd-soak ./cmd/verifyd-soak
+soak: build bin/twilio-standin bin/verifyd-soak
 	bin/verifyd-soak $(SOAK_FLAGS)
 
 # An SMS-pumping attack from 1,000 rotating addresses against honest users
 # in other countries, with conversion budgets on and then off; prints what
 # got through (see README, Abuse and fraud protection). Not part of `make test`.
-pumping: build
-	$(GO) build -o bin/verifyd-pumping ./cmd/verifyd-pumping
+pumping: build bin/verifyd-pumping
 	bin/verifyd-pumping $(PUMPING_FLAGS)
+
+# The tools, built from cmd/ every time (go build knows what is current).
+bin/twilio-standin bin/verifyd-bench bin/verifyd-soak bin/verifyd-pumping: bin/%: FORCE
+	$(GO) build -o $@ ./cmd/$*
 
 clean:
 	rm -rf bin
