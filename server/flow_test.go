@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -40,20 +41,7 @@ func TestFlowOutcomesThroughBothSurfaces(t *testing.T) {
 		}
 		t.Run(tt.name+"/api", func(t *testing.T) {
 			h := newTestHandler(t, newV(), handlerOpts{})
-			rec := postJSON(h, "/api/verify-otp", `{"phoneNumber":"+14155552671","code":"`+tt.code+`"}`)
-			got := decodeBody(t, rec)
-			text, _ := got["error"].(string)
-			if tt.want == 200 {
-				text, _ = got["message"].(string)
-			}
-			// The API gives the wait as retryAfter (seconds); the page says it.
-			sentence, wait, _ := strings.Cut(tt.sentence, "You can try again in ")
-			if wait != "" && got["retryAfter"] == nil {
-				t.Errorf("API: %v has no retryAfter", got)
-			}
-			if rec.Code != tt.want || (tt.wantCode != "" && got["code"] != tt.wantCode) || !strings.Contains(text, strings.TrimSpace(sentence)) {
-				t.Errorf("API: %d %v, want %d %s saying %q", rec.Code, got, tt.want, tt.wantCode, tt.sentence)
-			}
+			apiSays(t, postJSON(h, "/api/verify-otp", `{"phoneNumber":"+14155552671","code":"`+tt.code+`"}`), tt.want, tt.wantCode, tt.sentence)
 		})
 		t.Run(tt.name+"/form", func(t *testing.T) {
 			b := newBrowser(t, newV(), handlerOpts{})
@@ -88,19 +76,7 @@ func TestFlowOutcomesThroughBothSurfaces(t *testing.T) {
 			}}
 		}
 		t.Run("start "+tt.name+"/api", func(t *testing.T) {
-			rec := postJSON(newTestHandler(t, newV(), handlerOpts{}), "/api/request-otp", `{"phoneNumber":"+14155552671"}`)
-			got := decodeBody(t, rec)
-			text, _ := got["error"].(string)
-			if tt.want == 200 {
-				text, _ = got["message"].(string)
-			}
-			sentence, wait, _ := strings.Cut(tt.sentence, "You can try again in ")
-			if wait != "" && got["retryAfter"] == nil {
-				t.Errorf("API: %v has no retryAfter", got)
-			}
-			if rec.Code != tt.want || !strings.Contains(text, strings.TrimSpace(sentence)) {
-				t.Errorf("API: %d %v, want %d saying %q", rec.Code, got, tt.want, tt.sentence)
-			}
+			apiSays(t, postJSON(newTestHandler(t, newV(), handlerOpts{}), "/api/request-otp", `{"phoneNumber":"+14155552671"}`), tt.want, "", tt.sentence)
 		})
 		t.Run("start "+tt.name+"/form", func(t *testing.T) {
 			b := newBrowser(t, newV(), handlerOpts{})
@@ -112,5 +88,23 @@ func TestFlowOutcomesThroughBothSurfaces(t *testing.T) {
 			}
 			b.expect(tt.want, step, tt.sentence)
 		})
+	}
+}
+
+// apiSays checks an API answer: its status, its code when wantCode is
+// set, and its sentence (message on success, error otherwise), which is
+// the page's, wait included; a wait comes as retryAfter too.
+func apiSays(t *testing.T, rec *httptest.ResponseRecorder, want int, wantCode, sentence string) {
+	t.Helper()
+	got := decodeBody(t, rec)
+	text, _ := got["error"].(string)
+	if want == 200 {
+		text, _ = got["message"].(string)
+	}
+	if strings.Contains(sentence, "You can try again in ") && got["retryAfter"] == nil {
+		t.Errorf("API: %v has no retryAfter", got)
+	}
+	if rec.Code != want || (wantCode != "" && got["code"] != wantCode) || !strings.Contains(text, sentence) {
+		t.Errorf("API: %d %v, want %d %s saying %q", rec.Code, got, want, wantCode, sentence)
 	}
 }
