@@ -28,10 +28,10 @@ func (instant) Check(_ context.Context, req verify.CheckRequest) (verify.Verific
 }
 
 // benchHandler is the handler as cmd/verifyd wires it: access log (to
-// nowhere), metrics around the verifier.
+// nowhere), metrics observing the flow.
 func benchHandler() http.Handler {
 	m := NewMetrics(prometheus.NewRegistry())
-	fl, err := flow.New(flow.Config{Verifier: m.Verifier(instant{}), Phones: benchPhones(),
+	fl, err := flow.New(flow.Config{Backend: instant{}, Observer: m, Phones: benchPhones(),
 		Channels: verify.Channels{verify.ChannelSMS}, Locales: verify.NewLocales()})
 	if err != nil {
 		panic(err)
@@ -85,7 +85,7 @@ func BenchmarkVerifyOTPHandler(b *testing.B) {
 // BenchmarkStartFlow is validating a start's input and starting it, with a
 // backend that answers at once.
 func BenchmarkStartFlow(b *testing.B) {
-	fl, err := flow.New(flow.Config{Verifier: instant{}, Phones: benchPhones(),
+	fl, err := flow.New(flow.Config{Backend: instant{}, Phones: benchPhones(),
 		Channels: verify.Channels{verify.ChannelSMS}, Locales: verify.NewLocales()})
 	if err != nil {
 		b.Fatal(err)

@@ -81,24 +81,26 @@ func startSiteWith(t *testing.T, cooldown time.Duration, receipts *receipt.Issue
 	return startSiteGuarded(t, cooldown, receipts, returns, nil)
 }
 
-// startSiteGuarded is startSiteWith with more of the guard configured.
-func startSiteGuarded(t *testing.T, cooldown time.Duration, receipts *receipt.Issuer, returns []string, more func(*abuse.Config)) (string, *inbox) {
+// startSiteGuarded is startSiteWith with more of the guard (and of the
+// flow: its observer) configured.
+func startSiteGuarded(t *testing.T, cooldown time.Duration, receipts *receipt.Issuer, returns []string, more func(*abuse.Config, *flow.Config)) (string, *inbox) {
 	t.Helper()
 	box := &inbox{codes: map[string][]string{}}
 	eng, err := engine.New(engine.Config{Sender: box})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gcfg := abuse.Config{Next: eng, Limits: abuse.Limits{PhoneCooldown: cooldown}}
+	gcfg := abuse.Config{Limits: abuse.Limits{PhoneCooldown: cooldown}}
+	fcfg := flow.Config{Backend: eng, Channels: verify.Channels{verify.ChannelSMS}, Locales: verify.NewLocales(), Receipts: receipts}
 	if more != nil {
-		more(&gcfg)
+		more(&gcfg, &fcfg)
 	}
 	guard, err := abuse.NewGuard(gcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl, err := flow.New(flow.Config{Verifier: guard, Channels: verify.Channels{verify.ChannelSMS},
-		Locales: verify.NewLocales(), Receipts: receipts})
+	fcfg.Policy, fcfg.StepUp, fcfg.Limits = guard, guard, guard
+	fl, err := flow.New(fcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +415,7 @@ func TestBrowserContinueHandsBackTheReceipt(t *testing.T) {
 func TestBrowserPassesTheStepUp(t *testing.T) {
 	var mu sync.Mutex
 	var actions []string // what the guard decided, in order
-	always := func(c *abuse.Config) {
+	always := func(c *abuse.Config, f *flow.Config) {
 		store := abuse.NewMemoryStore()
 		iss, err := challenge.New(challenge.Config{Key: []byte(strings.Repeat("c", 32)), MaxNumber: 5000,
 			TTL: time.Minute, Spent: abuse.SpendOnce(store, time.Now)})
@@ -421,7 +423,13 @@ func TestBrowserPassesTheStepUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.Store, c.Challenge, c.Challenges = store, abuse.ChallengeAlways, iss
-		c.Observe = func(d abuse.BudgetDecision) { mu.Lock(); actions = append(actions, d.Action); mu.Unlock() }
+		f.Observer = observerFunc(func(e flow.Event) {
+			if d, ok := e.(flow.Decided); ok {
+				mu.Lock()
+				actions = append(actions, d.Decision.Action)
+				mu.Unlock()
+			}
+		})
 	}
 	t.Run("js", func(t *testing.T) {
 		site, box := startSiteGuarded(t, 30*time.Second, nil, nil, always)

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -187,15 +188,27 @@ func countryChoices(allowed []string, lang language.Tag) []countryChoice {
 		if c.Name == "" {
 			c.Name = r
 		}
-		if ex := phonenumbers.GetExampleNumberForType(r, phonenumbers.MOBILE); ex != nil {
-			c.Example = phonenumbers.Format(ex, phonenumbers.NATIONAL)
-		}
+		c.Example = mobileExamples()[r]
 		out = append(out, c)
 	}
 	coll := collate.New(lang, collate.Loose)
 	slices.SortFunc(out, func(a, b countryChoice) int { return coll.CompareString(a.Name, b.Name) })
 	return out
 }
+
+// mobileExamples are every region's example mobile number, in its national
+// format: the same for every page and every handler, so made once per
+// process (phonenumbers formats with regular expressions, and doing it for
+// 240 regions in five languages dominated building a handler).
+var mobileExamples = sync.OnceValue(func() map[string]string {
+	out := map[string]string{}
+	for r := range phonenumbers.GetSupportedRegions() {
+		if ex := phonenumbers.GetExampleNumberForType(r, phonenumbers.MOBILE); ex != nil {
+			out[r] = phonenumbers.Format(ex, phonenumbers.NATIONAL)
+		}
+	}
+	return out
+})
 
 // defaultCountry is the country the select starts on: the only one served,
 // else the region of the browser's first language that names one ("en-GB"

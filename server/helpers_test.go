@@ -94,7 +94,7 @@ func newTestHandler(t *testing.T, v verify.Verifier, o handlerOpts) http.Handler
 	if o.logs == nil {
 		o.logs = io.Discard
 	}
-	fl, err := flow.New(flow.Config{Verifier: v, Phones: phones, Channels: channels,
+	fl, err := flow.New(flow.Config{Backend: v, Phones: phones, Channels: channels,
 		Locales: verify.NewLocales(), Receipts: o.receipts})
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +140,21 @@ func decodeBody(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
 // Twilio's locales).
 func mustHandler(t *testing.T, v verify.Verifier, cfg server.Config) http.Handler {
 	t.Helper()
-	fl, err := flow.New(flow.Config{Verifier: v, Channels: verify.Channels{verify.ChannelSMS}, Locales: verify.NewLocales()})
+	return mustHandlerOver(t, flow.Config{Backend: v}, cfg)
+}
+
+// mustHandlerOver is mustHandler over the flow fcfg, which may name the
+// steps of the pipeline and its observer (SMS only and Twilio's locales
+// when it does not say).
+func mustHandlerOver(t *testing.T, fcfg flow.Config, cfg server.Config) http.Handler {
+	t.Helper()
+	if fcfg.Channels == nil {
+		fcfg.Channels = verify.Channels{verify.ChannelSMS}
+	}
+	if fcfg.Locales == nil {
+		fcfg.Locales = verify.NewLocales()
+	}
+	fl, err := flow.New(fcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,3 +165,8 @@ func mustHandler(t *testing.T, v verify.Verifier, cfg server.Config) http.Handle
 	}
 	return h
 }
+
+// observerFunc is a flow.Observer of one function.
+type observerFunc func(flow.Event)
+
+func (f observerFunc) Observe(_ context.Context, e flow.Event) { f(e) }

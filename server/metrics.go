@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"verifyd/server/flow"
 	"verifyd/server/twiliohttp"
 	"verifyd/server/verify"
 )
@@ -90,18 +91,6 @@ func (m *Metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// ObserveFraud counts one budget decision. country comes from a parsed
-// number (a closed set), rule and action from the abuse package's own.
-func (m *Metrics) ObserveFraud(country, rule, action string) {
-	if rule == "" {
-		rule = "none"
-	}
-	m.fraud.WithLabelValues(country, rule, action).Inc()
-}
-
-// Shed counts one request refused by the bound on upstream calls.
-func (m *Metrics) Shed() { m.shed.Inc() }
-
 // observeDependency records a readiness probe's outcome.
 func (m *Metrics) observeDependency(name, state string) {
 	for _, s := range []string{"ok", "degraded", "failing"} {
@@ -134,85 +123,34 @@ func (m *Metrics) ObserveUpstream(a twiliohttp.Attempt) {
 	m.upstreamDuration.WithLabelValues(a.Operation).Observe(a.Duration.Seconds())
 }
 
-// Verifier wraps next so that every start and check is counted, with the
-// outcome it had. Wrapped around the abuse guard, it counts refusals too.
-func (m *Metrics) Verifier(next verify.Verifier) verify.Verifier {
-	return countingVerifier{next: next, m: m}
-}
-
-type countingVerifier struct {
-	next verify.Verifier
-	m    *Metrics
-}
-
-func (cv countingVerifier) Start(ctx context.Context, req verify.StartRequest) (verify.Verification, error) {
-	v, err := cv.next.Start(ctx, req)
-	outcome := "sent"
-	if err != nil {
-		outcome = cv.m.failure(err)
-	}
-	cv.m.started.WithLabelValues(string(req.Channel), country(req.To), outcome).Inc()
-	return v, err
-}
-
-func (cv countingVerifier) Check(ctx context.Context, req verify.CheckRequest) (verify.Verification, error) {
-	v, err := cv.next.Check(ctx, req)
-	to, channel := req.To, string(v.Channel)
-	if to.IsZero() && v.To != "" {
-		// Checked by SID: the answer names the number.
-		to, _ = verify.PhoneParser{}.Parse(v.To)
-	}
-	if channel == "" {
-		channel = "unknown"
-	}
-	var outcome string
-	switch {
-	case err != nil:
-		outcome = cv.m.failure(err)
-	case v.Status == verify.StatusApproved:
-		outcome = "approved"
-	case v.Status == verify.StatusPending:
-		outcome = "wrong_code"
-	default:
-		outcome = cv.m.failure(verify.Outcome(v))
-	}
-	cv.m.checked.WithLabelValues(channel, country(to), outcome).Inc()
-	return v, err
-}
-
-// failure names the outcome of a failed start or check, and counts a rate
-// limit's refusal by its code.
-func (m *Metrics) failure(err error) string {
-	e := verify.AsError(err)
-	switch e.Kind {
-	case verify.KindTooMany:
-		m.refusals.WithLabelValues(e.Code).Inc()
-		return "limited"
-	case verify.KindForbidden:
-		return "blocked"
-	case verify.KindGone:
-		return "expired"
-	case verify.KindInvalid:
-		return "invalid"
-	case verify.KindUnsupported:
-		return "unsupported"
-	case verify.KindMisconfigured, verify.KindUnavailable, verify.KindTimeout:
-		return "upstream_error"
-	case verify.KindDegraded:
-		if e.Code == verify.ErrOverloaded.Code {
-			return "overloaded"
+// Observe counts what the flow did: sends and checks by channel, country
+// and outcome, refusals by the limit's code, step-up decisions, and calls
+// shed at the gate.
+func (m *Metrics) Observe(_ context.Context, e flow.Event) {
+	switch e := e.(type) {
+	case flow.Started:
+		m.started.WithLabelValues(string(e.Channel), e.Country, e.Outcome()).Inc()
+		m.refused(e.Err)
+	case flow.Checked:
+		m.checked.WithLabelValues(e.Channel, e.Country, e.Outcome()).Inc()
+		m.refused(e.Err)
+	case flow.Decided:
+		rule := e.Decision.Rule
+		if rule == "" {
+			rule = "none"
 		}
-		return "unavailable"
-	case verify.KindCanceled:
-		return "canceled"
+		m.fraud.WithLabelValues(e.Decision.Country, rule, e.Decision.Action).Inc()
+	case flow.Shed:
+		m.shed.Inc()
 	}
-	return "error"
 }
 
-// country is the destination's ISO region, for the per-country series.
-func country(n verify.Number) string {
-	if r := n.Region(); r != "" {
-		return r
+// refused counts a rate limit's refusal by its code.
+func (m *Metrics) refused(err error) {
+	if err == nil {
+		return
 	}
-	return "unknown"
+	if e := verify.AsError(err); e.Kind == verify.KindTooMany {
+		m.refusals.WithLabelValues(e.Code).Inc()
+	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"verifyd/server"
 	"verifyd/server/abuse"
+	"verifyd/server/flow"
 	"verifyd/server/verify/twilioverify"
 	"verifyd/server/verify/twilioverify/twiliotest"
 	"verifyd/server/verify/verifytest"
@@ -69,11 +70,12 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	backend := newTwilioBackend(t, standin, 5*time.Second, func(a twilioverify.Attempt) {
 		m.ObserveUpstream(a)
 	})
-	guard, err := abuse.NewGuard(abuse.Config{Next: backend, Limits: abuse.Limits{PhoneCooldown: time.Minute}})
+	guard, err := abuse.NewGuard(abuse.Config{Limits: abuse.Limits{PhoneCooldown: time.Minute}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := conforming{t: t, next: mustHandler(t, m.Verifier(guard), server.Config{
+	fcfg := flow.Config{Backend: backend, Policy: guard, StepUp: guard, Limits: guard, Observer: m}
+	h := conforming{t: t, next: mustHandlerOver(t, fcfg, server.Config{
 		Logger: slog.New(slog.DiscardHandler), Web: fstest.MapFS{"templates/index.html": {}}, Static: fstest.MapFS{},
 		Metrics: m, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	})}

@@ -14,17 +14,16 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"verifyd/server"
 	"verifyd/server/abuse"
 	"verifyd/server/challenge"
-	"verifyd/server/verify"
 )
 
-// guarded is the backend behind the abuse protections, and what to close.
+// guarded are the abuse protections the flow asks at its steps, and what
+// to close.
 type guarded struct {
-	verifier   verify.Verifier
 	guard      *abuse.Guard
-	redis      *abuse.RedisStore // nil without REDIS_URL
+	tests      *abuse.TestNumbers // nil without TEST_NUMBERS
+	redis      *abuse.RedisStore  // nil without REDIS_URL
 	challenges *challenge.Issuer
 }
 
@@ -34,15 +33,12 @@ func (g guarded) close() {
 	}
 }
 
-// newGuarded wraps backend: test numbers are answered locally, and every
-// request passes the abuse guard first (its counters in Redis when
-// REDIS_URL is set, in memory otherwise).
-func newGuarded(cfg config, logger *slog.Logger, backend verify.Verifier, metrics *server.Metrics) (guarded, error) {
+// newGuarded builds the abuse guard (its counters in Redis when REDIS_URL
+// is set, in memory otherwise), the challenge issuer and the test numbers.
+func newGuarded(cfg config, logger *slog.Logger) (guarded, error) {
 	var g guarded
-	next, exempt := backend, func(string) bool { return false }
 	if len(cfg.testNumbers) > 0 {
-		tn := abuse.NewTestNumbers(backend, cfg.testNumbers)
-		next, exempt = tn, tn.Exempt
+		g.tests = abuse.NewTestNumbers(cfg.testNumbers)
 		logger.Warn("test numbers configured: they answer fixed codes and never reach the backend", "count", len(cfg.testNumbers))
 	}
 
@@ -87,11 +83,7 @@ func newGuarded(cfg config, logger *slog.Logger, backend verify.Verifier, metric
 			PrefixDigits: cfg.FraudPrefixDigits, TrustedFor: cfg.FraudTrustedFor},
 		Challenge:  cfg.challengeMode,
 		Challenges: challenges,
-		Observe: func(d abuse.BudgetDecision) {
-			metrics.ObserveFraud(d.Country, d.Rule, d.Action)
-		},
-		Next:  next,
-		Store: store,
+		Store:      store,
 		Limits: abuse.Limits{
 			PhoneCooldown:        cfg.LimitPhoneCooldown,
 			PhoneSendsPerHour:    cfg.LimitPhoneSendsPerHour,
@@ -105,14 +97,13 @@ func newGuarded(cfg config, logger *slog.Logger, backend verify.Verifier, metric
 		AllowedCountries: cfg.AllowedCountries,
 		FailOpenSends:    cfg.LimitFailOpenSends,
 		FailOpenChecks:   cfg.LimitFailOpenChecks,
-		Exempt:           exempt,
 		Logger:           logger,
 	})
 	if err != nil {
 		g.close()
 		return g, err
 	}
-	g.verifier, g.guard = guard, guard
+	g.guard = guard
 	return g, nil
 }
 

@@ -98,7 +98,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	}
 	defer b.close()
 
-	g, err := newGuarded(cfg, logger, b.verifier, metrics)
+	g, err := newGuarded(cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -111,14 +111,24 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	bounded := verify.LimitInFlight(g.verifier, cfg.UpstreamMaxInFlight, cfg.UpstreamMaxWait, metrics.Shed)
-	fl, err := flow.New(flow.Config{
-		Verifier: metrics.Verifier(bounded),
+	// The pipeline: cmd builds each step and hands it over; the flow runs
+	// them in order.
+	fcfg := flow.Config{
+		Backend:  b.verifier,
 		Phones:   cfg.phones,
 		Channels: cfg.channels,
 		Locales:  verify.NewLocales(),
+		Policy:   g.guard,
+		StepUp:   g.guard,
+		Limits:   g.guard,
+		Gate:     verify.NewGate(cfg.UpstreamMaxInFlight, cfg.UpstreamMaxWait),
 		Receipts: receipts,
-	})
+		Observer: flow.Observers{metrics, flow.DecisionLog{Logger: logger}},
+	}
+	if g.tests != nil {
+		fcfg.Tests = g.tests
+	}
+	fl, err := flow.New(fcfg)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package abuse
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math"
 	"strconv"
 	"time"
@@ -80,8 +79,15 @@ type BudgetDecision struct {
 	// what the rule allows; Sends and Approvals are the window's figures.
 	Unverified, Budget, Sends, Approvals int
 	// Action: allowed, trusted (verified before), shadow (over, let
-	// through), challenged, challenge_passed, refused.
+	// through), challenged, challenge_passed, challenge_failed, refused.
 	Action string
+	Mode   string // the budgets' mode: off, shadow, enforce
+}
+
+// Logged reports whether a decision held something back, or would have:
+// those are logged with their figures, the rest only counted.
+func (d BudgetDecision) Logged() bool {
+	return d.Action != "allowed" && d.Action != "trusted" && d.Action != ""
 }
 
 // ErrChallengeRequired asks the client to solve a proof-of-work challenge
@@ -177,22 +183,4 @@ func (g *Guard) recordApproval(ctx context.Context, n verify.Number) {
 	if err := g.cfg.Store.Mark(ctx, g.cfg.Now(), "trusted:"+g.hashKey(n.E164()), g.cfg.Budgets.TrustedFor); err != nil {
 		g.cfg.Logger.WarnContext(ctx, "fraud budget: could not remember a verified number", "err", err)
 	}
-}
-
-// explain logs a decision that held something back or would have, with the
-// figures it used, and tells the metrics of every decision.
-func (g *Guard) explain(ctx context.Context, d BudgetDecision) {
-	if g.cfg.Observe != nil {
-		g.cfg.Observe(d)
-	}
-	level := slog.LevelWarn
-	switch d.Action {
-	case "allowed", "trusted":
-		return
-	case "challenge_passed":
-		level = slog.LevelInfo
-	}
-	g.cfg.Logger.Log(ctx, level, "fraud budget", "action", d.Action, "rule", d.Rule, "country", d.Country,
-		"scope", d.Scope, "unverified", d.Unverified, "budget", d.Budget, "sends", d.Sends, "approvals", d.Approvals,
-		"mode", g.cfg.Budgets.Mode.String())
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -68,39 +67,36 @@ func TestTallies(t *testing.T) {
 // okVerifier sends and approves everything, counting.
 type okVerifier struct{ countingVerifier }
 
-func newBudgetGuard(t *testing.T, mode abuse.BudgetMode, ch abuse.ChallengeMode, global int) (*abuse.Guard, *verifytest.Clock, *[]abuse.BudgetDecision) {
+func newBudgetGuard(t *testing.T, mode abuse.BudgetMode, ch abuse.ChallengeMode, global int) (*pipeline, *verifytest.Clock) {
 	t.Helper()
 	return newBudgetGuardOn(t, abuse.NewMemoryStore(), mode, ch, global)
 }
 
-func newBudgetGuardOn(t *testing.T, store abuse.Store, mode abuse.BudgetMode, ch abuse.ChallengeMode, global int) (*abuse.Guard, *verifytest.Clock, *[]abuse.BudgetDecision) {
+func newBudgetGuardOn(t *testing.T, store abuse.Store, mode abuse.BudgetMode, ch abuse.ChallengeMode, global int) (*pipeline, *verifytest.Clock) {
 	t.Helper()
 	iss, err := challenge.New(challenge.Config{Key: []byte(strings.Repeat("c", 32)), MaxNumber: 1000, TTL: time.Minute,
 		Spent: abuse.SpendOnce(store, time.Now)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var seen []abuse.BudgetDecision
 	clk := verifytest.NewClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
-	g, err := abuse.NewGuard(abuse.Config{Next: &okVerifier{}, Store: store, Now: clk.Now,
+	g, err := abuse.NewGuard(abuse.Config{Store: store, Now: clk.Now,
 		Limits:     abuse.Limits{GlobalSendsPerMinute: global},
 		Budgets:    abuse.Budgets{Mode: mode, CountryFloor: 12, PrefixFloor: 6},
 		Challenge:  ch,
 		Challenges: iss,
-		Observe:    func(d abuse.BudgetDecision) { mu.Lock(); seen = append(seen, d); mu.Unlock() },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return g, clk, &seen
+	return newPipeline(t, g, &okVerifier{}, nil), clk
 }
 
 // gbNumber answers distinct valid UK mobiles in one prefix (+447400…).
 func gbNumber(i int) string { return fmt.Sprintf("+4474001%05d", i) }
 
 func TestBudgetsHoldAPumpedPrefix(t *testing.T) {
-	g, clk, seen := newBudgetGuard(t, abuse.BudgetsEnforce, abuse.ChallengeNever, 0)
+	g, clk := newBudgetGuard(t, abuse.BudgetsEnforce, abuse.ChallengeNever, 0)
 	// Prefix floor 6 a day: an hour may have a sixth of it, 1 unverified
 	// code in +44740 (44, then three digits); the sends beyond refuse.
 	var refused int
@@ -114,7 +110,8 @@ func TestBudgetsHoldAPumpedPrefix(t *testing.T) {
 	if refused != 9 {
 		t.Errorf("%d of 10 unverified sends refused, want 9 (the hourly prefix budget is 1)", refused)
 	}
-	last := (*seen)[len(*seen)-1]
+	seen := g.seen()
+	last := seen[len(seen)-1]
 	if last.Rule != "prefix_hour" || last.Scope != "+44740" || last.Country != "GB" || last.Action != "refused" ||
 		last.Budget != 1 || last.Unverified != 1 {
 		t.Errorf("the last decision %+v, want prefix_hour on +44740 refused: 1 unverified, budget 1", last)
@@ -154,14 +151,14 @@ func netipAddr(i int) netip.Addr {
 }
 
 func TestBudgetsShadow(t *testing.T) {
-	g, _, seen := newBudgetGuard(t, abuse.BudgetsShadow, abuse.ChallengeNever, 0)
+	g, _ := newBudgetGuard(t, abuse.BudgetsShadow, abuse.ChallengeNever, 0)
 	for i := range 10 {
 		if err := start(g, gbNumber(i), netipAddr(i)); err != nil {
 			t.Fatalf("send %d in shadow mode = %v, want it through", i, err)
 		}
 	}
 	var shadow int
-	for _, d := range *seen {
+	for _, d := range g.seen() {
 		if d.Action == "shadow" {
 			shadow++
 		}
@@ -172,7 +169,7 @@ func TestBudgetsShadow(t *testing.T) {
 }
 
 func TestBudgetsStepUp(t *testing.T) {
-	g, _, _ := newBudgetGuard(t, abuse.BudgetsEnforce, abuse.ChallengeRisk, 0)
+	g, _ := newBudgetGuard(t, abuse.BudgetsEnforce, abuse.ChallengeRisk, 0)
 	if err := start(g, gbNumber(0), netipAddr(0)); err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +193,7 @@ func TestBudgetsStepUp(t *testing.T) {
 }
 
 func TestChallengeWhenTheGlobalBrakeIsNear(t *testing.T) {
-	g, _, _ := newBudgetGuard(t, abuse.BudgetsOff, abuse.ChallengeRisk, 10)
+	g, _ := newBudgetGuard(t, abuse.BudgetsOff, abuse.ChallengeRisk, 10)
 	for i := range 8 {
 		if err := start(g, fmt.Sprintf("+1415555%04d", i), netipAddr(i)); err != nil {
 			t.Fatal(err)
@@ -208,7 +205,7 @@ func TestChallengeWhenTheGlobalBrakeIsNear(t *testing.T) {
 }
 
 func TestChallengeAlways(t *testing.T) {
-	g, _, _ := newBudgetGuard(t, abuse.BudgetsOff, abuse.ChallengeAlways, 0)
+	g, _ := newBudgetGuard(t, abuse.BudgetsOff, abuse.ChallengeAlways, 0)
 	_, err := g.Start(context.Background(), verify.StartRequest{To: verifytest.Number("+14155552671"), Channel: verify.ChannelSMS})
 	e, ok := errors.AsType[*verify.Error](err)
 	if !ok || e.Code != abuse.ErrChallengeRequired.Code || e.Challenge == nil {
@@ -228,7 +225,7 @@ func TestChallengeAlways(t *testing.T) {
 // not lift SEND_CHALLENGE=always.
 func TestChallengeAlwaysWhenTheStoreIsDown(t *testing.T) {
 	store := &switchableStore{MemoryStore: abuse.NewMemoryStore()}
-	g, _, _ := newBudgetGuardOn(t, store, abuse.BudgetsEnforce, abuse.ChallengeAlways, 0)
+	g, _ := newBudgetGuardOn(t, store, abuse.BudgetsEnforce, abuse.ChallengeAlways, 0)
 	store.down.Store(true)
 	if err := start(g, "+14155552671", netipAddr(1)); !errors.Is(err, abuse.ErrChallengeRequired) {
 		t.Errorf("a send without proof while the store is down = %v, want %s", err, abuse.ErrChallengeRequired.Code)
@@ -238,7 +235,7 @@ func TestChallengeAlwaysWhenTheStoreIsDown(t *testing.T) {
 // TestBudgetsCountryRules: a country's own hourly and daily budgets hold
 // sends spread over its prefixes and over the hours.
 func TestBudgetsCountryRules(t *testing.T) {
-	g, clk, seen := newBudgetGuard(t, abuse.BudgetsEnforce, abuse.ChallengeNever, 0)
+	g, clk := newBudgetGuard(t, abuse.BudgetsEnforce, abuse.ChallengeNever, 0)
 	prefixes := []string{"+447400", "+447500", "+447700", "+447800", "+447900"}
 	n := 0
 	send := func() error {
@@ -251,8 +248,8 @@ func TestBudgetsCountryRules(t *testing.T) {
 			t.Fatalf("send %d = %v", i, err)
 		}
 	}
-	if err := send(); !errors.Is(err, abuse.ErrOverBudget) || (*seen)[len(*seen)-1].Rule != "country_hour" {
-		t.Fatalf("a third unverified send in the hour = %v (%+v), want country_hour", err, (*seen)[len(*seen)-1])
+	if err := send(); !errors.Is(err, abuse.ErrOverBudget) || g.last().Rule != "country_hour" {
+		t.Fatalf("a third unverified send in the hour = %v (%+v), want country_hour", err, g.last())
 	}
 	// Two an hour for six hours fill the day's 12.
 	for h := 1; h < 6; h++ {
@@ -264,7 +261,7 @@ func TestBudgetsCountryRules(t *testing.T) {
 		}
 	}
 	clk.Advance(time.Hour)
-	if err := send(); !errors.Is(err, abuse.ErrOverBudget) || (*seen)[len(*seen)-1].Rule != "country_day" {
-		t.Errorf("the 13th unverified send in a day = %v (%+v), want country_day", err, (*seen)[len(*seen)-1])
+	if err := send(); !errors.Is(err, abuse.ErrOverBudget) || g.last().Rule != "country_day" {
+		t.Errorf("the 13th unverified send in a day = %v (%+v), want country_day", err, g.last())
 	}
 }

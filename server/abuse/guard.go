@@ -45,8 +45,7 @@ type Limits struct {
 
 // Config configures a Guard.
 type Config struct {
-	Next   verify.Verifier // required
-	Store  Store           // default: a MemoryStore
+	Store  Store // default: a MemoryStore
 	Limits Limits
 	// AllowedCountries are ISO 3166 alpha-2 codes; empty allows every
 	// country. An entry "+882" (a calling code) allows the non-geographic
@@ -61,19 +60,14 @@ type Config struct {
 	// unreachable: let requests through (open) or refuse them (closed).
 	// Closed is the safe choice for sends, each of which costs money.
 	FailOpenSends, FailOpenChecks bool
-	// Exempt reports numbers that never cost anything (test numbers): they
-	// skip the per-number and global send limits, not the per-client ones.
-	Exempt func(e164 string) bool
 	// Budgets are the conversion budgets per destination (see Budgets).
 	Budgets Budgets
 	// Challenge says when a send must come with a solved proof-of-work
 	// challenge, which Challenges issues and checks (nil: never).
 	Challenge  ChallengeMode
 	Challenges *challenge.Issuer
-	// Observe, when set, is told of every budget decision (for metrics).
-	Observe func(BudgetDecision)
-	Logger  *slog.Logger
-	Now     func() time.Time
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // ChallengeMode says when a send needs a proof-of-work step-up.
@@ -104,7 +98,9 @@ func ParseChallengeMode(s string) (ChallengeMode, error) {
 // everyone, make sending cost something.
 const globalNearShare = 0.8
 
-// Guard is a verify.Verifier that refuses abuse before it reaches Next.
+// Guard decides whether a send or a check may go ahead: the flow asks it
+// at each of its steps (destination, step-up, limits) and tells it what
+// came of the call. It wraps nothing.
 type Guard struct {
 	cfg       Config
 	countries map[string]bool
@@ -113,8 +109,6 @@ type Guard struct {
 	servedMessage string
 	degraded      atomic.Bool
 }
-
-var _ verify.Verifier = (*Guard)(nil)
 
 // The refusals, each limit with its own code so that operators (and the
 // metrics) can tell them apart.
@@ -152,14 +146,8 @@ var refusedTypes = map[phonenumbers.PhoneNumberType]bool{
 
 // NewGuard checks cfg and fills its defaults.
 func NewGuard(cfg Config) (*Guard, error) {
-	if cfg.Next == nil {
-		return nil, errors.New("abuse: Config.Next is required")
-	}
 	if cfg.Store == nil {
 		cfg.Store = NewMemoryStore()
-	}
-	if cfg.Exempt == nil {
-		cfg.Exempt = func(string) bool { return false }
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -253,107 +241,116 @@ type limitedRule struct {
 	err  *verify.Error
 }
 
-// Start refuses a blocked destination (403) or a request over a limit (429,
-// with the wait) before anything reaches Next.
-func (g *Guard) Start(ctx context.Context, req verify.StartRequest) (verify.Verification, error) {
-	if err := g.checkDestination(req); err != nil {
-		return verify.Verification{}, err
-	}
-	exempt := g.cfg.Exempt(req.To.E164())
-	if !exempt {
-		// Before the limits: a refused or challenged attempt must not use
-		// up the global brake that every honest user shares.
-		if err := g.stepUp(ctx, req); err != nil {
-			return verify.Verification{}, err
-		}
-	}
+// Reservation is a send's place in the counters it touches, taken before
+// the backend is called; Settle keeps or gives it back.
+type Reservation struct {
+	g     *Guard
+	to    verify.Number
+	test  bool
+	event string
+	// refundable are the keys a send that certainly did not go out gives
+	// back: the number's own limits and the global brake, which stand for
+	// money spent. The client's limit keeps it: refused sends are still
+	// attempts.
+	refundable []string
+}
+
+// ReserveSend takes a send's place under every limit it counts against, in
+// one atomic step, or refuses it (429 with the wait). A test number counts
+// only against its client's limit: it costs nothing.
+func (g *Guard) ReserveSend(ctx context.Context, to verify.Number, ip netip.Addr, test bool) (*Reservation, error) {
 	l := g.cfg.Limits
 	var rules []limitedRule
-	if !exempt {
-		phone := "{verifyd}:rl:phone:" + g.hashKey(req.To.E164())
+	if !test {
+		phone := "{verifyd}:rl:phone:" + g.hashKey(to.E164())
 		rules = appendRule(rules, phone+":cooldown", 1, l.PhoneCooldown, ErrPhoneCooldown)
 		rules = appendRule(rules, phone+":hour", l.PhoneSendsPerHour, time.Hour, ErrPhoneLimit)
 		rules = appendRule(rules, "{verifyd}:rl:global:sends", l.GlobalSendsPerMinute, time.Minute, ErrGlobalLimit)
 	}
-	// What a send that certainly did not go out gives back: the number's
-	// own limits and the global brake, which stand for money spent. The
-	// client's limit keeps it: refused sends are still attempts.
-	refundable := make([]string, 0, len(rules))
-	for _, r := range rules {
-		refundable = append(refundable, r.rule.Key)
+	r := &Reservation{g: g, to: to, test: test, refundable: make([]string, 0, len(rules))}
+	for _, rule := range rules {
+		r.refundable = append(r.refundable, rule.rule.Key)
 	}
-	if req.ClientIP.IsValid() {
-		rules = appendRule(rules, "{verifyd}:rl:ip:"+g.clientKey(req.ClientIP)+":sends", l.IPSendsPerHour, time.Hour, ErrIPSendLimit)
+	if ip.IsValid() {
+		rules = appendRule(rules, "{verifyd}:rl:ip:"+g.clientKey(ip)+":sends", l.IPSendsPerHour, time.Hour, ErrIPSendLimit)
 	}
 	event, err := g.allow(ctx, rules, g.cfg.FailOpenSends)
 	if err != nil {
-		return verify.Verification{}, err
+		return nil, err
 	}
-	v, err := g.cfg.Next.Start(ctx, req)
-	if !exempt && (err == nil || verify.MaybeSent(err)) {
-		g.recordSend(ctx, req.To)
+	r.event = event
+	return r, nil
+}
+
+// Settle tells the counters what came of the send: one that went out (or
+// may have) counts against its destination's budget; one that certainly
+// did not gives its places back, so that "a code was just sent" does not
+// answer a retry after a send that never happened. The caller may have
+// gone; the settling must not go with it.
+func (r *Reservation) Settle(ctx context.Context, sent bool) {
+	if r == nil || r.test {
+		return
 	}
-	if err != nil && event != "" && len(refundable) > 0 && !verify.MaybeSent(err) {
-		// Honest counting: "a code was just sent" must not answer a retry
-		// after a send that never happened. The caller may have gone; the
-		// refund must not go with it.
-		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
-		defer cancel()
-		if uerr := g.cfg.Store.Undo(undoCtx, refundable, event); uerr != nil {
-			g.cfg.Logger.WarnContext(ctx, "abuse limiter: could not give back a send that did not go out", "err", uerr)
-		}
+	ctx = context.WithoutCancel(ctx)
+	if sent {
+		r.g.recordSend(ctx, r.to)
+		return
 	}
-	return v, err
+	if r.event == "" || len(r.refundable) == 0 {
+		return
+	}
+	undoCtx, cancel := context.WithTimeout(ctx, refundTimeout)
+	defer cancel()
+	if err := r.g.cfg.Store.Undo(undoCtx, r.refundable, r.event); err != nil {
+		r.g.cfg.Logger.WarnContext(ctx, "abuse limiter: could not give back a send that did not go out", "err", err)
+	}
 }
 
 // refundTimeout bounds giving back a send that did not go out.
 const refundTimeout = 2 * time.Second
 
-// Check refuses a client over its check limit: guessing codes across many
-// numbers is abuse too.
-func (g *Guard) Check(ctx context.Context, req verify.CheckRequest) (verify.Verification, error) {
+// ReserveCheck counts a check against its client and its target (the
+// number, or the verification SID when the check names no number), or
+// refuses it: guessing codes across many numbers, or at one number from
+// many addresses, is abuse too.
+func (g *Guard) ReserveCheck(ctx context.Context, to verify.Number, sid string, ip netip.Addr) error {
 	var rules []limitedRule
-	if req.ClientIP.IsValid() {
-		rules = appendRule(rules, "{verifyd}:rl:ip:"+g.clientKey(req.ClientIP)+":checks", g.cfg.Limits.IPChecksPerHour, time.Hour, ErrIPCheckLimit)
+	if ip.IsValid() {
+		rules = appendRule(rules, "{verifyd}:rl:ip:"+g.clientKey(ip)+":checks", g.cfg.Limits.IPChecksPerHour, time.Hour, ErrIPCheckLimit)
 	}
-	// Checks of one number, whoever asks: by number when the request names
-	// it, else by the verification it names.
-	target := "phone:" + g.hashKey(req.To.E164())
-	if req.To.IsZero() {
-		target = "sid:" + g.hashKey(req.SID)
+	target := "phone:" + g.hashKey(to.E164())
+	if to.IsZero() {
+		target = "sid:" + g.hashKey(sid)
 	}
 	rules = appendRule(rules, "{verifyd}:rl:"+target+":checks", g.cfg.Limits.PhoneChecksPerHour, time.Hour, ErrPhoneCheckLimit)
-	if _, err := g.allow(ctx, rules, g.cfg.FailOpenChecks); err != nil {
-		return verify.Verification{}, err
-	}
-	v, err := g.cfg.Next.Check(ctx, req)
-	if err == nil && v.Status == verify.StatusApproved {
-		n := req.To
-		if n.IsZero() {
-			n, _ = verify.PhoneParser{}.Parse(v.To) // checked by SID: the answer names the number
-		}
-		if !n.IsZero() && !g.cfg.Exempt(n.E164()) {
-			g.recordApproval(ctx, n)
-		}
-	}
-	return v, err
+	_, err := g.allow(ctx, rules, g.cfg.FailOpenChecks)
+	return err
 }
 
-// stepUp applies the conversion budgets and the challenge policy to a send.
-func (g *Guard) stepUp(ctx context.Context, req verify.StartRequest) error {
+// Approved counts an approval for n's destination and trusts n: its
+// destination's budget grows, and n is not held back again for a while.
+func (g *Guard) Approved(ctx context.Context, n verify.Number) {
+	g.recordApproval(ctx, n)
+}
+
+// StepUp applies the conversion budgets and the challenge policy to a send
+// to n that came with proof ("" for none). It answers the decision it took,
+// for the flow's events, and an error when the send may not go ahead.
+func (g *Guard) StepUp(ctx context.Context, n verify.Number, proof string) (BudgetDecision, error) {
 	need := g.cfg.Challenge == ChallengeAlways
-	country, _ := g.scopes(req.To)
-	d := BudgetDecision{Country: country, Scope: country, Action: "allowed"}
+	country, _ := g.scopes(n)
+	d := BudgetDecision{Country: country, Scope: country, Action: "allowed", Mode: g.cfg.Budgets.Mode.String()}
 	if need {
 		d.Rule = "always"
 	}
 	if g.cfg.Budgets.Mode != BudgetsOff {
-		jd, err := g.judge(ctx, req.To)
+		jd, err := g.judge(ctx, n)
+		jd.Mode = d.Mode
 		switch {
 		case err != nil && !need:
 			// The store is down, so the budgets cannot be judged: the
 			// limits that follow answer that, open or closed as configured.
-			return nil
+			return BudgetDecision{}, nil
 		case err != nil:
 			// SEND_CHALLENGE=always holds whatever the store.
 		case jd.Rule == "":
@@ -366,8 +363,7 @@ func (g *Guard) stepUp(ctx context.Context, req verify.StartRequest) error {
 				d.Action = "shadow"
 			case g.cfg.Challenge == ChallengeNever:
 				d.Action = "refused"
-				g.explain(ctx, d)
-				return ErrOverBudget.With(fmt.Errorf("%s %s: %d unverified, budget %d", d.Rule, d.Scope, d.Unverified, d.Budget), time.Hour)
+				return d, ErrOverBudget.With(fmt.Errorf("%s %s: %d unverified, budget %d", d.Rule, d.Scope, d.Unverified, d.Budget), time.Hour)
 			default:
 				need = true
 			}
@@ -377,22 +373,18 @@ func (g *Guard) stepUp(ctx context.Context, req verify.StartRequest) error {
 		need, d.Rule = true, "global_near"
 	}
 	if !need {
-		g.explain(ctx, d)
-		return nil
+		return d, nil
 	}
-	if req.Proof == "" {
+	if proof == "" {
 		d.Action = "challenged"
-		g.explain(ctx, d)
-		return g.challengeError(ErrChallengeRequired, nil)
+		return d, g.challengeError(ErrChallengeRequired, nil)
 	}
-	if err := g.cfg.Challenges.Verify(ctx, req.Proof); err != nil {
+	if err := g.cfg.Challenges.Verify(ctx, proof); err != nil {
 		d.Action = "challenge_failed"
-		g.explain(ctx, d)
-		return g.challengeError(ErrChallengeFailed, err)
+		return d, g.challengeError(ErrChallengeFailed, err)
 	}
 	d.Action = "challenge_passed"
-	g.explain(ctx, d)
-	return nil
+	return d, nil
 }
 
 // challengeError answers e with a fresh challenge to solve.
@@ -445,13 +437,10 @@ func appendRule(rules []limitedRule, key string, limit int, window time.Duration
 	return append(rules, limitedRule{Rule{Key: key, Limit: limit, Window: window}, err})
 }
 
-// checkDestination applies the country allowlist and, for SMS, the refused
-// number types. It decides from the number alone, with phonenumbers.
-func (g *Guard) checkDestination(req verify.StartRequest) error {
-	num := req.To
-	if num.IsZero() {
-		return verify.ErrMissingTarget
-	}
+// Destination applies the country allowlist and, but for test numbers,
+// the refused number types. It decides from the number alone, with
+// phonenumbers.
+func (g *Guard) Destination(num verify.Number, ch verify.Channel, test bool) error {
 	if nonGeographic[num.CountryCode()] {
 		if !g.codes[num.CountryCode()] {
 			return ErrCountryNotAllowed.With(fmt.Errorf("non-geographic calling code +%d", num.CountryCode()), 0)
@@ -461,8 +450,8 @@ func (g *Guard) checkDestination(req verify.StartRequest) error {
 		e.Message = g.servedMessage
 		return e
 	}
-	if !g.cfg.Exempt(num.E164()) && refusedTypes[num.Type()] {
-		return ErrNumberTypeNotAllowed.With(fmt.Errorf("number type %d in %q by %s", num.Type(), num.Region(), req.Channel), 0)
+	if !test && refusedTypes[num.Type()] {
+		return ErrNumberTypeNotAllowed.With(fmt.Errorf("number type %d in %q by %s", num.Type(), num.Region(), ch), 0)
 	}
 	return nil
 }

@@ -106,27 +106,31 @@ var (
 	ip2 = netip.MustParseAddr("203.0.113.2")
 )
 
-func newGuard(t *testing.T, cfg abuse.Config) (*abuse.Guard, *countingVerifier, *verifytest.Clock) {
+func newGuard(t *testing.T, cfg abuse.Config) (*pipeline, *countingVerifier, *verifytest.Clock) {
 	t.Helper()
 	backend := &countingVerifier{}
+	g, clk := newGuardOver(t, cfg, backend, nil)
+	return g, backend, clk
+}
+
+// newGuardOver is newGuard in front of backend, with test numbers.
+func newGuardOver(t *testing.T, cfg abuse.Config, backend verify.Verifier, tests *abuse.TestNumbers) (*pipeline, *verifytest.Clock) {
+	t.Helper()
 	clk := verifytest.NewClock(t0)
-	if cfg.Next == nil {
-		cfg.Next = backend
-	}
 	cfg.Now = clk.Now
 	g, err := abuse.NewGuard(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return g, backend, clk
+	return newPipeline(t, g, backend, tests), clk
 }
 
-func start(g *abuse.Guard, to string, ip netip.Addr) error {
+func start(g *pipeline, to string, ip netip.Addr) error {
 	_, err := g.Start(context.Background(), verify.StartRequest{To: verifytest.Number(to), Channel: verify.ChannelSMS, ClientIP: ip})
 	return err
 }
 
-func check(g *abuse.Guard, to string, ip netip.Addr) error {
+func check(g *pipeline, to string, ip netip.Addr) error {
 	_, err := g.Check(context.Background(), verify.CheckRequest{To: verifytest.Number(to), Code: "123456", ClientIP: ip})
 	return err
 }
@@ -145,43 +149,43 @@ func TestGuardLimitsAtTheirEdges(t *testing.T) {
 		name   string
 		limits abuse.Limits
 		// call makes the i-th request (0-based).
-		call   func(g *abuse.Guard, i int) error
+		call   func(g *pipeline, i int) error
 		n      int // requests that pass
 		want   *verify.Error
 		wait   time.Duration // the refusal's RetryAfter, after n requests at t0
 		window time.Duration // after this, one more passes
 	}{
 		{"phone cooldown", abuse.Limits{PhoneCooldown: 30 * time.Second},
-			func(g *abuse.Guard, i int) error { return start(g, num1, netip.Addr{}) },
+			func(g *pipeline, i int) error { return start(g, num1, netip.Addr{}) },
 			1, abuse.ErrPhoneCooldown, 30 * time.Second, 30 * time.Second},
 		{"phone per hour", abuse.Limits{PhoneSendsPerHour: 3},
-			func(g *abuse.Guard, i int) error { return start(g, num1, netip.Addr{}) },
+			func(g *pipeline, i int) error { return start(g, num1, netip.Addr{}) },
 			3, abuse.ErrPhoneLimit, time.Hour, time.Hour},
 		{"ip sends per hour", abuse.Limits{IPSendsPerHour: 2},
-			func(g *abuse.Guard, i int) error { return start(g, []string{num1, num2, num3}[i%3], ip1) },
+			func(g *pipeline, i int) error { return start(g, []string{num1, num2, num3}[i%3], ip1) },
 			2, abuse.ErrIPSendLimit, time.Hour, time.Hour},
 		{"ip checks per hour", abuse.Limits{IPChecksPerHour: 4},
-			func(g *abuse.Guard, i int) error { return check(g, []string{num1, num2, num3}[i%3], ip1) },
+			func(g *pipeline, i int) error { return check(g, []string{num1, num2, num3}[i%3], ip1) },
 			4, abuse.ErrIPCheckLimit, time.Hour, time.Hour},
 		// One host rotating through its IPv6 /64 is one client.
 		{"ip sends per hour, rotating inside a /64", abuse.Limits{IPSendsPerHour: 2},
-			func(g *abuse.Guard, i int) error {
+			func(g *pipeline, i int) error {
 				return start(g, []string{num1, num2, num3}[i%3], netip.MustParseAddr(fmt.Sprintf("2001:db8:1:2::%x", i+1)))
 			},
 			2, abuse.ErrIPSendLimit, time.Hour, time.Hour},
 		{"ip checks per hour, rotating inside a /48 with a /48 prefix", abuse.Limits{IPChecksPerHour: 3, IPv6Prefix: 48},
-			func(g *abuse.Guard, i int) error {
+			func(g *pipeline, i int) error {
 				return check(g, []string{num1, num2, num3}[i%3], netip.MustParseAddr(fmt.Sprintf("2001:db8:1:%x::1", i+1)))
 			},
 			3, abuse.ErrIPCheckLimit, time.Hour, time.Hour},
 		// Guesses at one number from rotating addresses.
 		{"phone checks per hour", abuse.Limits{PhoneChecksPerHour: 15},
-			func(g *abuse.Guard, i int) error {
+			func(g *pipeline, i int) error {
 				return check(g, num1, netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}))
 			},
 			15, abuse.ErrPhoneCheckLimit, time.Hour, time.Hour},
 		{"global sends per minute", abuse.Limits{GlobalSendsPerMinute: 2},
-			func(g *abuse.Guard, i int) error {
+			func(g *pipeline, i int) error {
 				return start(g, []string{num1, num2, num3}[i%3], []netip.Addr{ip1, ip2}[i%2])
 			},
 			2, abuse.ErrGlobalLimit, time.Minute, time.Minute},
@@ -302,7 +306,7 @@ func TestGuardDestinations(t *testing.T) {
 		})
 	}
 	for _, bad := range []string{"XX", "+44", "+9", "+abc"} {
-		if _, err := abuse.NewGuard(abuse.Config{Next: &countingVerifier{}, AllowedCountries: []string{bad}}); err == nil {
+		if _, err := abuse.NewGuard(abuse.Config{AllowedCountries: []string{bad}}); err == nil {
 			t.Errorf("NewGuard with country %q = nil error", bad)
 		}
 	}
@@ -401,9 +405,8 @@ func TestTestNumbers(t *testing.T) {
 		t.Fatal(err)
 	}
 	backend := &countingVerifier{}
-	tn := abuse.NewTestNumbers(backend, codes)
-	g, _, _ := newGuard(t, abuse.Config{Next: tn, Exempt: tn.Exempt,
-		Limits: abuse.Limits{PhoneCooldown: time.Minute, GlobalSendsPerMinute: 1, IPChecksPerHour: 3}})
+	g, _ := newGuardOver(t, abuse.Config{Limits: abuse.Limits{PhoneCooldown: time.Minute, GlobalSendsPerMinute: 1, IPChecksPerHour: 3}},
+		backend, abuse.NewTestNumbers(codes))
 
 	// Exempt from the cooldown and the global brake: they cost nothing.
 	var sid string
@@ -475,8 +478,8 @@ func TestGuardHonestCounting(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			backend := &failingVerifier{err: tt.err}
-			g, _, _ := newGuard(t, abuse.Config{Next: backend, Limits: abuse.Limits{
-				PhoneCooldown: 30 * time.Second, PhoneSendsPerHour: 5, GlobalSendsPerMinute: 60, IPSendsPerHour: 2}})
+			g, _ := newGuardOver(t, abuse.Config{Limits: abuse.Limits{
+				PhoneCooldown: 30 * time.Second, PhoneSendsPerHour: 5, GlobalSendsPerMinute: 60, IPSendsPerHour: 2}}, backend, nil)
 			if err := start(g, num1, ip1); !errors.Is(err, tt.err) {
 				t.Fatalf("Start = %v, want %v", err, tt.err)
 			}

@@ -1,7 +1,6 @@
 package abuse
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -12,15 +11,12 @@ import (
 )
 
 // TestNumbers answers a few configured numbers with fixed codes, locally:
-// for app-store review and CI. They never reach Next (Twilio), so they cost
-// nothing; every other number passes through.
+// for app-store review and CI. The flow asks it before the backend, so
+// these numbers never reach Twilio and cost nothing.
 type TestNumbers struct {
-	next  verify.Verifier
 	codes map[string]string // E.164 → code
 	bySID map[string]string // SID → E.164
 }
-
-var _ verify.Verifier = (*TestNumbers)(nil)
 
 // ParseTestNumbers reads "+15005550006:123456,+15005550007:654321".
 func ParseTestNumbers(s string, phones verify.PhoneParser) (map[string]string, error) {
@@ -47,46 +43,43 @@ func ParseTestNumbers(s string, phones verify.PhoneParser) (map[string]string, e
 	return out, nil
 }
 
-// NewTestNumbers wraps next.
-func NewTestNumbers(next verify.Verifier, codes map[string]string) *TestNumbers {
-	t := &TestNumbers{next: next, codes: codes, bySID: map[string]string{}}
+// NewTestNumbers answers the numbers of codes (E.164 → code).
+func NewTestNumbers(codes map[string]string) *TestNumbers {
+	t := &TestNumbers{codes: codes, bySID: map[string]string{}}
 	for num := range codes {
 		t.bySID[testSID(num)] = num
 	}
 	return t
 }
 
-// Exempt reports whether e164 is a test number.
-func (t *TestNumbers) Exempt(e164 string) bool {
-	_, ok := t.codes[e164]
+// Has reports whether n is a test number.
+func (t *TestNumbers) Has(n verify.Number) bool {
+	_, ok := t.codes[n.E164()]
 	return ok
 }
 
 // Start answers a test number as sent.
-func (t *TestNumbers) Start(ctx context.Context, req verify.StartRequest) (verify.Verification, error) {
-	to := req.To.E164()
-	if !t.Exempt(to) {
-		return t.next.Start(ctx, req)
-	}
-	return verify.Verification{SID: testSID(to), To: to, Channel: req.Channel,
-		Status: verify.StatusPending, SendAttempts: 1}, nil
+func (t *TestNumbers) Start(n verify.Number, ch verify.Channel) verify.Verification {
+	to := n.E164()
+	return verify.Verification{SID: testSID(to), To: to, Channel: ch, Status: verify.StatusPending, SendAttempts: 1}
 }
 
-// Check compares a test number's code in constant time.
-func (t *TestNumbers) Check(ctx context.Context, req verify.CheckRequest) (verify.Verification, error) {
+// Check answers a check of a test number (by number or by its SID),
+// comparing the code in constant time; ok is false for every other number.
+func (t *TestNumbers) Check(req verify.CheckRequest) (v verify.Verification, ok bool) {
 	num := req.To.E164()
 	if num == "" {
 		num = t.bySID[req.SID]
 	}
 	want, ok := t.codes[num]
 	if !ok {
-		return t.next.Check(ctx, req)
+		return verify.Verification{}, false
 	}
-	v := verify.Verification{SID: testSID(num), To: num, Channel: verify.ChannelSMS, Status: verify.StatusPending}
+	v = verify.Verification{SID: testSID(num), To: num, Channel: verify.ChannelSMS, Status: verify.StatusPending}
 	if subtle.ConstantTimeCompare([]byte(req.Code), []byte(want)) == 1 {
 		v.Status = verify.StatusApproved
 	}
-	return v, nil
+	return v, true
 }
 
 // testSID is a stable verification SID for a test number.

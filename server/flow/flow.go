@@ -1,54 +1,122 @@
-// Package flow is verifyd's one verification flow: send a code to a number,
-// check the code, and on approval issue a signed receipt. The JSON API and
-// the form both call it with plain values and only translate HTTP to it and
-// back, so every rule and every sentence a person reads has one owner.
+// Package flow is verifyd's one verification pipeline: send a code to a
+// number, check the code, and on approval issue a signed receipt. The JSON
+// API and the form both call it with plain values and only translate HTTP
+// to it and back, so every rule and every sentence a person reads has one
+// owner.
 //
-// It knows nothing of HTTP; the backends behind verify.Verifier know nothing
-// of it.
+// Start and Check each read top to bottom in the order things happen. Each
+// step is a small interface held as a field of the Flow (the abuse guard,
+// the test numbers, the gate in front of the backend, the backend, the
+// receipt issuer), and what happened is told to one Observer as typed
+// events: metrics and the decision log watch, they wrap nothing.
+//
+// It knows nothing of HTTP.
 package flow
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 
+	"verifyd/server/abuse"
 	"verifyd/server/receipt"
 	"verifyd/server/verify"
 )
 
-// Config is what a Flow depends on.
+// TestNumbers answers a few configured numbers locally (abuse.TestNumbers).
+type TestNumbers interface {
+	Has(n verify.Number) bool
+	Start(n verify.Number, ch verify.Channel) verify.Verification
+	// Check answers a check of a test number; ok is false for any other.
+	Check(req verify.CheckRequest) (v verify.Verification, ok bool)
+}
+
+// Policy decides from the number alone whether it may be sent a code: the
+// country allowlist and the refused number types (abuse.Guard).
+type Policy interface {
+	Destination(n verify.Number, ch verify.Channel, test bool) error
+}
+
+// StepUp applies the conversion budgets and the proof-of-work challenge to
+// a send, and answers the decision it took (abuse.Guard).
+type StepUp interface {
+	StepUp(ctx context.Context, n verify.Number, proof string) (abuse.BudgetDecision, error)
+}
+
+// Limits count sends and checks against their ceilings (abuse.Guard). A
+// send reserves its places before the backend is called and settles them
+// after; Approved tells the budgets of a verified number.
+type Limits interface {
+	ReserveSend(ctx context.Context, n verify.Number, ip netip.Addr, test bool) (*abuse.Reservation, error)
+	ReserveCheck(ctx context.Context, n verify.Number, sid string, ip netip.Addr) error
+	Approved(ctx context.Context, n verify.Number)
+}
+
+// Gate bounds the calls in flight to the backend (verify.Gate).
+type Gate interface {
+	Enter(ctx context.Context) (leave func(), err error)
+}
+
+// Config is what a Flow depends on. Backend, Channels and Locales are
+// required; every other step is skipped when nil.
 type Config struct {
-	Verifier verify.Verifier
+	Backend  verify.Verifier
 	Phones   verify.PhoneParser
 	Channels verify.Channels // allowed channels, the first is the default
 	Locales  *verify.Locales
+
+	Tests  TestNumbers
+	Policy Policy
+	StepUp StepUp
+	Limits Limits
+	Gate   Gate
 	// Receipts signs a receipt for every approved check; nil means
 	// verifyd runs without receipts.
 	Receipts *receipt.Issuer
+	// Observer is told of everything that happened (see Event).
+	Observer Observer
 }
 
 // Flow runs verifications. It is safe for concurrent use.
 type Flow struct {
-	cfg Config
+	backend  verify.Verifier
+	phones   verify.PhoneParser
+	channels verify.Channels
+	locales  *verify.Locales
+	tests    TestNumbers
+	policy   Policy
+	stepUp   StepUp
+	limits   Limits
+	gate     Gate
+	receipts *receipt.Issuer
+	observer Observer
 }
 
 // New checks cfg.
 func New(cfg Config) (*Flow, error) {
 	switch {
-	case cfg.Verifier == nil:
-		return nil, errors.New("flow: no verifier")
+	case cfg.Backend == nil:
+		return nil, errors.New("flow: no backend")
 	case len(cfg.Channels) == 0:
 		return nil, errors.New("flow: no channel allowed")
 	case cfg.Locales == nil:
 		return nil, errors.New("flow: no locales")
 	}
-	return &Flow{cfg: cfg}, nil
+	f := &Flow{backend: cfg.Backend, phones: cfg.Phones, channels: cfg.Channels, locales: cfg.Locales,
+		tests: cfg.Tests, policy: cfg.Policy, stepUp: cfg.StepUp, limits: cfg.Limits, gate: cfg.Gate,
+		receipts: cfg.Receipts, observer: cfg.Observer}
+	if f.tests == nil {
+		f.tests = noTestNumbers{}
+	}
+	if f.observer == nil {
+		f.observer = Observers(nil)
+	}
+	return f, nil
 }
 
 // Number reads a phone number as a person typed it.
 func (f *Flow) Number(input string) (verify.Number, error) {
-	return f.cfg.Phones.Parse(input)
+	return f.phones.Parse(input)
 }
 
 // NumberIn reads a phone number in the country a person chose (ISO 3166
@@ -56,179 +124,54 @@ func (f *Flow) Number(input string) (verify.Number, error) {
 // 123456" with GB, and "+44 7400 123456" or "00 44 7400 123456" as such.
 func (f *Flow) NumberIn(input, country string) (verify.Number, error) {
 	if country == "" {
-		return f.cfg.Phones.Parse(input)
+		return f.phones.Parse(input)
 	}
 	region, err := verify.ParseCountry(country)
 	if err != nil {
 		return verify.Number{}, err
 	}
-	return f.cfg.Phones.ParseIn(input, region)
+	return f.phones.ParseIn(input, region)
 }
 
 // DefaultRegion is the region national numbers are read in, "" for none.
-func (f *Flow) DefaultRegion() string { return f.cfg.Phones.DefaultRegion }
+func (f *Flow) DefaultRegion() string { return f.phones.DefaultRegion }
 
 // JWKS is the published receipt key set as JSON, nil when receipts are off.
 func (f *Flow) JWKS() []byte {
-	if f.cfg.Receipts == nil {
+	if f.receipts == nil {
 		return nil
 	}
-	return f.cfg.Receipts.JWKS()
+	return f.receipts.JWKS()
 }
 
 // Channels are the channels a person may choose, the default first.
-func (f *Flow) Channels() verify.Channels { return f.cfg.Channels }
+func (f *Flow) Channels() verify.Channels { return f.channels }
 
 // Receipts reports whether approved checks come with a receipt.
-func (f *Flow) Receipts() bool { return f.cfg.Receipts != nil }
+func (f *Flow) Receipts() bool { return f.receipts != nil }
 
-// Start asks for a code to be sent.
-type Start struct {
-	To verify.Number
-	// Channel is the channel asked for, "" for the default.
-	Channel string
-	// Locale is a locale asked for explicitly ("" for none); otherwise
-	// AcceptLanguage (the browser's header) chooses one.
-	Locale, AcceptLanguage string
-	ClientIP               netip.Addr
-	// Proof is a solved step-up challenge, "" when none was asked for.
-	Proof string
-}
-
-// Sent is a code on its way.
-type Sent struct {
-	To           verify.Number
-	SID          string
-	Status       verify.Status
-	Channel      verify.Channel
-	Locale       string // "" when the backend chooses
-	SendAttempts int    // sends of this verification so far, 0 when unknown
-}
-
-// Resent reports whether this send repeated an earlier one of the same
-// verification (the same code, sent again).
-func (s Sent) Resent() bool { return s.SendAttempts > 1 }
-
-// Message says where the code went, as a person reads it, in t's language.
-func (s Sent) Message(t Translate) string { return SentMessage(t, s.To, s.Channel, s.Resent()) }
-
-// Start validates in and sends a code. Nothing reaches the backend unless
-// every input is valid.
-func (f *Flow) Start(ctx context.Context, in Start) (Sent, error) {
-	if in.To.IsZero() {
-		return Sent{}, verify.ErrMissingTarget
-	}
-	channel, err := f.cfg.Channels.Pick(in.Channel)
-	if err != nil {
-		return Sent{}, err
-	}
-	locale := in.Locale
-	if locale == "" {
-		locale = f.cfg.Locales.FromAcceptLanguage(in.AcceptLanguage)
-	} else if locale, err = f.cfg.Locales.Exact(locale); err != nil {
-		return Sent{}, err
-	}
-	v, err := f.cfg.Verifier.Start(ctx, verify.StartRequest{
-		To: in.To, Channel: channel, Locale: locale, ClientIP: in.ClientIP, Proof: in.Proof,
-	})
-	if err != nil {
-		if e, ok := errors.AsType[*verify.Error](err); ok && (e.Kind == verify.KindTimeout || e.Kind == verify.KindUnavailable) && verify.MaybeSent(e) {
-			// The code may still arrive: say so, rather than invite a
-			// resend that the cooldown will refuse.
-			c := *e
-			c.Message = MaybeSentMessage
-			return Sent{}, &c
+// call runs one backend call behind the gate.
+func call[T any](ctx context.Context, f *Flow, fn func(context.Context, T) (verify.Verification, error), req T) (verify.Verification, error) {
+	if f.gate != nil {
+		leave, err := f.gate.Enter(ctx)
+		if err != nil {
+			if errors.Is(err, verify.ErrOverloaded) {
+				f.observer.Observe(ctx, Shed{})
+			}
+			return verify.Verification{}, err
 		}
-		return Sent{}, err
+		defer leave()
 	}
-	return Sent{To: in.To, SID: v.SID, Status: v.Status, Channel: channel, Locale: locale,
-		SendAttempts: v.SendAttempts}, nil
+	return fn(ctx, req)
 }
 
-// Check asks whether a code is right, for a number or a verification SID.
-type Check struct {
-	// To is the number the code went to; the zero Number to check by SID.
-	// When both are given the number wins: it is what the client is asking
-	// about, and checking by SID could approve another number.
-	To   verify.Number
-	SID  string
-	Code string // as typed: spaces and dashes are ignored
-	// Nonce, when not "", is bound into the receipt; the caller has checked
-	// it with verify.ParseNonce.
-	Nonce    string
-	ClientIP netip.Addr
-}
+// noTestNumbers is the Flow's TestNumbers when none are configured.
+type noTestNumbers struct{}
 
-// Verified is an approved check.
-type Verified struct {
-	To      string // E.164, as the backend answered
-	SID     string
-	Status  verify.Status
-	Channel verify.Channel // "" when the backend does not say
-	// Receipt is the signed proof; the zero Receipt when receipts are off.
-	Receipt receipt.Receipt
+func (noTestNumbers) Has(verify.Number) bool { return false }
+func (noTestNumbers) Start(verify.Number, verify.Channel) verify.Verification {
+	return verify.Verification{}
 }
-
-// Check validates in and checks the code. A wrong code, or a verification
-// that is over, is an error: only an approved check answers without one.
-func (f *Flow) Check(ctx context.Context, in Check) (Verified, error) {
-	req := verify.CheckRequest{To: in.To, ClientIP: in.ClientIP}
-	switch {
-	case !in.To.IsZero():
-	case in.SID != "":
-		if !verify.ValidSID(in.SID) {
-			return Verified{}, verify.ErrInvalidSID
-		}
-		req.SID = in.SID
-	default:
-		return Verified{}, verify.ErrMissingTarget
-	}
-	code, err := verify.ParseCode(in.Code)
-	if err != nil {
-		return Verified{}, err
-	}
-	req.Code = code
-	v, err := f.cfg.Verifier.Check(ctx, req)
-	if err != nil {
-		return Verified{}, err
-	}
-	if err := verify.Outcome(v); err != nil {
-		return Verified{}, err
-	}
-	out := Verified{To: v.To, SID: v.SID, Status: v.Status, Channel: v.Channel}
-	if out.To == "" {
-		out.To = in.To.E164()
-	}
-	if f.cfg.Receipts != nil {
-		if out.Receipt, err = f.issue(out, in); err != nil {
-			return Verified{}, err
-		}
-	}
-	return out, nil
-}
-
-// issue signs the receipt for an approved check. The number is read again
-// from the backend's answer: a check by SID names it only there.
-func (f *Flow) issue(v Verified, in Check) (receipt.Receipt, error) {
-	num := in.To
-	if num.IsZero() || num.E164() != v.To {
-		var err error
-		if num, err = f.cfg.Phones.Parse(v.To); err != nil {
-			return receipt.Receipt{}, verify.ErrInternal.With(fmt.Errorf("approved number is not valid: %w", err), 0)
-		}
-	}
-	country := num.Region()
-	if len(country) != 2 { // "001" for numbers of no country
-		country = ""
-	}
-	r, err := f.cfg.Receipts.Issue(receipt.Claims{
-		PhoneNumber: num.E164(),
-		Country:     country,
-		Channel:     string(v.Channel),
-		Nonce:       in.Nonce,
-	})
-	if err != nil {
-		return receipt.Receipt{}, verify.ErrInternal.With(err, 0)
-	}
-	return r, nil
+func (noTestNumbers) Check(verify.CheckRequest) (verify.Verification, bool) {
+	return verify.Verification{}, false
 }

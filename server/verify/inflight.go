@@ -11,53 +11,38 @@ import (
 var ErrOverloaded = &Error{Kind: KindDegraded, Code: "overloaded",
 	Message: "We are busy right now. Please try again in a moment.", RetryAfter: time.Second}
 
-// LimitInFlight bounds the calls in flight through next to max. A call
-// beyond it waits at most wait for a place, then answers ErrOverloaded;
-// shed, when set, is told of each one.
-func LimitInFlight(next Verifier, max int, wait time.Duration, shed func()) Verifier {
-	return &inFlight{next: next, slots: make(chan struct{}, max), wait: wait, shed: shed}
-}
-
-type inFlight struct {
-	next  Verifier
+// Gate bounds the calls in flight to the backend. It is safe for
+// concurrent use.
+type Gate struct {
 	slots chan struct{}
 	wait  time.Duration
-	shed  func()
 }
 
-func (l *inFlight) acquire(ctx context.Context) error {
+// NewGate lets max calls in at once; a call beyond them waits at most wait
+// for a place.
+func NewGate(max int, wait time.Duration) *Gate {
+	return &Gate{slots: make(chan struct{}, max), wait: wait}
+}
+
+// Enter takes a place, and answers the function that gives it back. A call
+// that finds no place within the wait answers ErrOverloaded; one whose
+// caller goes away meanwhile, ErrClientGone.
+func (g *Gate) Enter(ctx context.Context) (leave func(), err error) {
 	select {
-	case l.slots <- struct{}{}:
-		return nil
+	case g.slots <- struct{}{}:
+		return g.leave, nil
 	default:
 	}
-	t := time.NewTimer(l.wait)
+	t := time.NewTimer(g.wait)
 	defer t.Stop()
 	select {
-	case l.slots <- struct{}{}:
-		return nil
+	case g.slots <- struct{}{}:
+		return g.leave, nil
 	case <-ctx.Done():
-		return ErrClientGone.With(ctx.Err(), 0)
+		return nil, ErrClientGone.With(ctx.Err(), 0)
 	case <-t.C:
-		if l.shed != nil {
-			l.shed()
-		}
-		return ErrOverloaded
+		return nil, ErrOverloaded
 	}
 }
 
-func (l *inFlight) Start(ctx context.Context, req StartRequest) (Verification, error) {
-	if err := l.acquire(ctx); err != nil {
-		return Verification{}, err
-	}
-	defer func() { <-l.slots }()
-	return l.next.Start(ctx, req)
-}
-
-func (l *inFlight) Check(ctx context.Context, req CheckRequest) (Verification, error) {
-	if err := l.acquire(ctx); err != nil {
-		return Verification{}, err
-	}
-	defer func() { <-l.slots }()
-	return l.next.Check(ctx, req)
-}
+func (g *Gate) leave() { <-g.slots }

@@ -4,81 +4,66 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"verifyd/server/verify"
-	"verifyd/server/verify/verifytest"
 )
 
-// hanging blocks every call until released.
-type hanging struct {
-	release chan struct{}
-	entered atomic.Int32
-}
-
-func (h *hanging) Start(ctx context.Context, req verify.StartRequest) (verify.Verification, error) {
-	h.entered.Add(1)
-	<-h.release
-	return verify.Verification{Status: verify.StatusPending}, nil
-}
-
-func (h *hanging) Check(ctx context.Context, req verify.CheckRequest) (verify.Verification, error) {
-	h.entered.Add(1)
-	<-h.release
-	return verify.Verification{Status: verify.StatusApproved}, nil
-}
-
-func TestLimitInFlight(t *testing.T) {
-	up := &hanging{release: make(chan struct{})}
-	var shed atomic.Int32
-	v := verify.LimitInFlight(up, 4, 20*time.Millisecond, func() { shed.Add(1) })
-	req := verify.StartRequest{To: verifytest.Number("+14155552671"), Channel: verify.ChannelSMS}
-
+func TestGate(t *testing.T) {
+	g := verify.NewGate(4, 20*time.Millisecond)
+	var leaves []func()
+	for i := range 4 {
+		leave, err := g.Enter(context.Background())
+		if err != nil {
+			t.Fatalf("Enter #%d = %v, want a place", i+1, err)
+		}
+		leaves = append(leaves, leave)
+	}
+	// Every place is held: sixteen more are refused after the short wait.
 	var wg sync.WaitGroup
-	errs := make(chan error, 20)
-	for range 20 {
+	errs := make(chan error, 16)
+	for range 16 {
 		wg.Go(func() {
-			_, err := v.Start(context.Background(), req)
+			_, err := g.Enter(context.Background())
 			errs <- err
 		})
 	}
-	// Four reach the upstream and hang; the sixteen others are refused
-	// after the short wait, while the four still hang.
-	var overloaded int
-	for range 16 {
-		if err := <-errs; errors.Is(err, verify.ErrOverloaded) {
-			overloaded++
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, verify.ErrOverloaded) {
+			t.Errorf("Enter while full = %v, want %v", err, verify.ErrOverloaded)
 		}
-	}
-	if overloaded != 16 || up.entered.Load() != 4 || shed.Load() != 16 {
-		t.Errorf("overloaded %d, upstream entered %d, shed %d; want 16, 4, 16", overloaded, up.entered.Load(), shed.Load())
 	}
 	if e := verify.AsError(verify.ErrOverloaded); e.RetryAfter <= 0 || e.Kind != verify.KindDegraded {
 		t.Errorf("ErrOverloaded = %+v, want a 503 kind with a Retry-After", e)
 	}
-	close(up.release)
-	wg.Wait()
-	for range 4 {
-		if err := <-errs; err != nil {
-			t.Errorf("a call in flight = %v, want it through", err)
-		}
-	}
-	// The places are free again.
-	if _, err := v.Check(context.Background(), verify.CheckRequest{To: req.To, Code: "123456"}); err != nil {
-		t.Errorf("Check after the load = %v", err)
-	}
 
 	// A caller that goes away while waiting is not an overload.
-	holder := &hanging{release: make(chan struct{})}
-	defer close(holder.release)
-	full := verify.LimitInFlight(holder, 1, time.Minute, nil)
-	go full.Start(context.Background(), req)
-	verifytest.WaitFor(t, "the first call to hold the place", func() bool { return holder.entered.Load() == 1 })
+	slow := verify.NewGate(1, time.Minute)
+	leave, err := slow.Enter(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := full.Start(ctx, req); !errors.Is(err, verify.ErrClientGone) {
+	if _, err := slow.Enter(ctx); !errors.Is(err, verify.ErrClientGone) {
 		t.Errorf("waiting caller gone = %v, want %v", err, verify.ErrClientGone)
+	}
+	// A place given back is taken by the next caller.
+	leave()
+	if l, err := slow.Enter(context.Background()); err != nil {
+		t.Errorf("Enter after a place was given back = %v", err)
+	} else {
+		l()
+	}
+	for _, l := range leaves {
+		l()
+	}
+	if l, err := g.Enter(context.Background()); err != nil {
+		t.Errorf("Enter after the load = %v", err)
+	} else {
+		l()
 	}
 }

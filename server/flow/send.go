@@ -1,0 +1,124 @@
+package flow
+
+import (
+	"context"
+	"net/netip"
+
+	"verifyd/server/verify"
+)
+
+// Start asks for a code to be sent.
+type Start struct {
+	To verify.Number
+	// Channel is the channel asked for, "" for the default.
+	Channel string
+	// Locale is a locale asked for explicitly ("" for none); otherwise
+	// AcceptLanguage (the browser's header) chooses one.
+	Locale, AcceptLanguage string
+	ClientIP               netip.Addr
+	// Proof is a solved step-up challenge, "" when none was asked for.
+	Proof string
+}
+
+// Sent is a code on its way.
+type Sent struct {
+	To           verify.Number
+	SID          string
+	Status       verify.Status
+	Channel      verify.Channel
+	Locale       string // "" when the backend chooses
+	SendAttempts int    // sends of this verification so far, 0 when unknown
+}
+
+// Resent reports whether this send repeated an earlier one of the same
+// verification (the same code, sent again).
+func (s Sent) Resent() bool { return s.SendAttempts > 1 }
+
+// Message says where the code went, as a person reads it, in t's language.
+func (s Sent) Message(t Translate) string { return SentMessage(t, s.To, s.Channel, s.Resent()) }
+
+// Start sends a code: the whole pipeline of a send, in the order it runs.
+// Nothing reaches the backend unless every input is valid and every step
+// let it through.
+func (f *Flow) Start(ctx context.Context, in Start) (out Sent, err error) {
+	// 1. What is asked: the number (parsed once, at the edge), the channel
+	// and the language the code is sent in.
+	to := in.To
+	if to.IsZero() {
+		return Sent{}, verify.ErrMissingTarget
+	}
+	channel, err := f.channels.Pick(in.Channel)
+	if err != nil {
+		return Sent{}, err
+	}
+	locale := in.Locale
+	if locale == "" {
+		locale = f.locales.FromAcceptLanguage(in.AcceptLanguage)
+	} else if locale, err = f.locales.Exact(locale); err != nil {
+		return Sent{}, err
+	}
+	// From here on, every outcome is an event.
+	defer func() { f.observer.Observe(ctx, Started{Channel: channel, Country: country(to), Err: err}) }()
+
+	// 2. Test numbers cost nothing: no number-type policy, no step-up, and
+	// only the client's limit.
+	test := f.tests.Has(to)
+
+	// 3. The destination's country and number type.
+	if f.policy != nil {
+		if err := f.policy.Destination(to, channel, test); err != nil {
+			return Sent{}, err
+		}
+	}
+
+	// 4. The step-up: conversion budgets and the proof-of-work challenge.
+	// Before the limits, so that a refused or challenged attempt does not
+	// use up the global brake every honest user shares.
+	if f.stepUp != nil && !test {
+		d, err := f.stepUp.StepUp(ctx, to, in.Proof)
+		if d.Action != "" {
+			f.observer.Observe(ctx, Decided{Decision: d})
+		}
+		if err != nil {
+			return Sent{}, err
+		}
+	}
+
+	// 5. The limits: a place reserved under each, in one atomic step.
+	var res interface{ Settle(context.Context, bool) }
+	if f.limits != nil {
+		r, err := f.limits.ReserveSend(ctx, to, in.ClientIP, test)
+		if err != nil {
+			return Sent{}, err
+		}
+		res = r
+	}
+
+	// 6. The send: a test number answers here; any other goes to the
+	// backend, behind the gate.
+	var v verify.Verification
+	if test {
+		v = f.tests.Start(to, channel)
+	} else {
+		v, err = call(ctx, f, f.backend.Start, verify.StartRequest{To: to, Channel: channel, Locale: locale,
+			ClientIP: in.ClientIP, Proof: in.Proof})
+	}
+
+	// 7. Settle: a send that went out (or may have) counts; one that
+	// certainly did not gives its places back.
+	if res != nil {
+		res.Settle(ctx, err == nil || verify.MaybeSent(err))
+	}
+	if err != nil {
+		if e := verify.AsError(err); (e.Kind == verify.KindTimeout || e.Kind == verify.KindUnavailable) && verify.MaybeSent(e) {
+			// The code may still arrive: say so, rather than invite a
+			// resend that the cooldown will refuse.
+			c := *e
+			c.Message = MaybeSentMessage
+			return Sent{}, &c
+		}
+		return Sent{}, err
+	}
+	return Sent{To: to, SID: v.SID, Status: v.Status, Channel: channel, Locale: locale,
+		SendAttempts: v.SendAttempts}, nil
+}
