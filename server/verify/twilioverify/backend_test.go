@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
@@ -398,14 +399,36 @@ func TestRetryStopsBeforeDeadline(t *testing.T) {
 	}
 }
 
+// TestConnectionReuseUnderConcurrency: the pool fits the concurrency, so
+// that every connection goes back to it after its answer (Go's default
+// keeps two and closes the rest) and calls reuse them.
+//
+// It used to count the stand-in's connections against workers+5, which
+// failed now and then on a busy machine: a connection goes back to the
+// pool on the transport's own goroutine after the answer has been read,
+// so a worker's next call can find none idle and dial, and that dial adds
+// one more. That is net/http's scheduling, not verifyd's pool; what
+// verifyd controls is seen exactly through httptrace: whether the pool
+// took each connection back.
 func TestConnectionReuseUnderConcurrency(t *testing.T) {
-	// The latency, small next to Twilio's real round trip, keeps the ramp-up
-	// honest: with near-instant answers a worker whose first dial is slow
-	// sees another's connection freed first and takes it, and its own dial
-	// lands in the pool as a spare.
-	srv := newStandIn(t, twiliotest.Options{Latency: 50 * time.Millisecond})
+	srv := newStandIn(t, twiliotest.Options{Latency: 10 * time.Millisecond})
 	b := newBackend(t, configFor(srv))
 	const calls, workers = 400, 50
+	var refused, reused atomic.Int64
+	var refusal atomic.Value
+	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			if info.Reused {
+				reused.Add(1)
+			}
+		},
+		PutIdleConn: func(err error) {
+			if err != nil {
+				refused.Add(1)
+				refusal.Store(err.Error())
+			}
+		},
+	})
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, calls)
@@ -417,7 +440,7 @@ func TestConnectionReuseUnderConcurrency(t *testing.T) {
 					return
 				}
 				to := fmt.Sprintf("+1415555%04d", i)
-				if _, err := b.Start(t.Context(), startReq(to)); err != nil {
+				if _, err := b.Start(ctx, startReq(to)); err != nil {
 					errs <- fmt.Errorf("Start(%q) = %w", to, err)
 				}
 			}
@@ -428,10 +451,15 @@ func TestConnectionReuseUnderConcurrency(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if n := srv.Connections(); n > workers+5 {
-		t.Errorf("%d calls at %d-way concurrency opened %d connections, want at most %d", calls, workers, n, workers+5)
+	if n := refused.Load(); n != 0 {
+		t.Errorf("%d connections were not taken back by the pool (%v), want none", n, refusal.Load())
 	}
-	t.Logf("%d calls at %d-way concurrency: %d connections", calls, workers, srv.Connections())
+	// At most one dial per call that found no idle connection: far fewer
+	// than the calls, whatever the scheduling.
+	if n := reused.Load(); n < calls/2 {
+		t.Errorf("%d of %d calls reused a connection, want at least half", n, calls)
+	}
+	t.Logf("%d calls at %d-way concurrency: %d reused, %d connections", calls, workers, reused.Load(), srv.Connections())
 }
 
 func TestProxyHonoured(t *testing.T) {
