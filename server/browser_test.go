@@ -17,10 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
 	"verifyd/server"
@@ -114,40 +116,95 @@ func startSiteGuarded(t *testing.T, cooldown time.Duration, receipts *receipt.Is
 	return srv.URL, box
 }
 
-// newChrome starts Debian's chromium headless with a fresh profile. Without
-// it the test is skipped, except under CI=true, where it fails.
-func newChrome(t *testing.T, width, height int64) context.Context {
-	t.Helper()
+// chrome is the one headless Chromium the browser tests share: starting
+// one costs more than most tests, so each test opens a tab of its own in a
+// fresh browser context (its own cookies and storage) instead.
+var chrome struct {
+	once    sync.Once
+	ctx     context.Context // the browser's; nil when it did not start
+	err     error
+	profile string
+	stop    func()
+}
+
+// TestMain closes the shared Chromium when the tests are done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if chrome.stop != nil {
+		chrome.stop()
+	}
+	os.Exit(code)
+}
+
+// startChrome starts Debian's chromium headless with a fresh profile.
+func startChrome() {
 	path, err := exec.LookPath("chromium")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("chromium is not installed (CI installs it with apt-get install chromium): %v", err)
-		}
-		t.Skipf("chromium is not installed: %v", err)
+		chrome.err = fmt.Errorf("chromium is not installed: %w", err)
+		return
 	}
-	// Not t.TempDir: chromium may still be writing its profile when the
-	// test's cleanups run, so the directory is removed after it exits.
+	// Removed after the browser exits: it may still be writing its profile
+	// when the last test ends.
 	profile, err := os.MkdirTemp("", "verifyd-chromium-")
 	if err != nil {
-		t.Fatal(err)
+		chrome.err = err
+		return
 	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(profile),
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.WindowSize(int(width), int(height)))
+		chromedp.WindowSize(1280, 800))
 	ctx, cancelCtx := chromedp.NewContext(alloc)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() {
-		_ = chromedp.Cancel(ctx) // closes the browser and waits for it
-		cancelTimeout()
+	chrome.stop = func() {
+		stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_ = chromedp.Cancel(stopCtx) // closes the browser and waits for it
 		cancelCtx()
 		cancelAlloc()
 		os.RemoveAll(profile)
+	}
+	if err := chromedp.Run(ctx); err != nil {
+		chrome.err = fmt.Errorf("start chromium: %w", err)
+		return
+	}
+	chrome.ctx = ctx
+}
+
+// newChrome opens a tab of the shared Chromium, in a browser context of its
+// own, at width × height. Without chromium the test is skipped, except
+// under CI=true, where it fails.
+func newChrome(t *testing.T, width, height int64) context.Context {
+	t.Helper()
+	chrome.once.Do(startChrome)
+	if chrome.err != nil {
+		if os.Getenv("CI") == "true" || !strings.Contains(chrome.err.Error(), "not installed") {
+			t.Fatalf("%v (CI installs it with apt-get install chromium)", chrome.err)
+		}
+		t.Skip(chrome.err)
+	}
+	// The browser context by hand: chromedp's WithNewBrowserContext opens
+	// its tab without a window, which this Chromium refuses ("no browser
+	// is open").
+	browser := cdp.WithExecutor(chrome.ctx, chromedp.FromContext(chrome.ctx).Browser)
+	bctx, err := target.CreateBrowserContext().Do(browser)
+	if err != nil {
+		t.Fatalf("new browser context: %v", err)
+	}
+	id, err := target.CreateTarget("about:blank").WithBrowserContextID(bctx).WithNewWindow(true).Do(browser)
+	if err != nil {
+		t.Fatalf("new tab: %v", err)
+	}
+	tab, cancelTab := chromedp.NewContext(chrome.ctx, chromedp.WithTargetID(id))
+	ctx, cancelTimeout := context.WithTimeout(tab, 90*time.Second)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelTab() // closes the tab
+		_ = target.DisposeBrowserContext(bctx).Do(browser)
 	})
 	if err := chromedp.Run(ctx, chromedp.EmulateViewport(width, height)); err != nil {
-		t.Fatalf("start chromium: %v", err)
+		t.Fatalf("open a tab: %v", err)
 	}
 	return ctx
 }
@@ -192,11 +249,13 @@ func evalString(t *testing.T, ctx context.Context, expr string) string {
 // and phone widths: no page load between the steps, focus on the code, a
 // wrong code then the right one.
 func TestBrowserWithScript(t *testing.T) {
+	t.Parallel()
 	for _, size := range []struct {
 		name          string
 		width, height int64
 	}{{"desktop", 1280, 800}, {"phone", 360, 740}} {
 		t.Run(size.name, func(t *testing.T) {
+			t.Parallel()
 			site, box := startSite(t, 30*time.Second)
 			ctx := newChrome(t, size.width, size.height)
 			run(t, ctx, "open the page", chromedp.Navigate(site+"/"), chromedp.WaitVisible("#phone", chromedp.ByQuery),
@@ -249,6 +308,7 @@ func TestBrowserWithScript(t *testing.T) {
 // visible countdown until the cooldown has passed, then sends the same code
 // again (Twilio's rule within a code's lifetime).
 func TestBrowserResendCountdown(t *testing.T) {
+	t.Parallel()
 	site, box := startSite(t, 3*time.Second)
 	ctx := newChrome(t, 1280, 800)
 	run(t, ctx, "send a code", chromedp.Navigate(site+"/"), chromedp.SendKeys("#phone", testNumber, chromedp.ByQuery),
@@ -275,6 +335,7 @@ func TestBrowserResendCountdown(t *testing.T) {
 // TestBrowserWithoutScript walks the flow with JavaScript off: plain form
 // posts and server-rendered steps.
 func TestBrowserWithoutScript(t *testing.T) {
+	t.Parallel()
 	site, box := startSite(t, 30*time.Second)
 	ctx := newChrome(t, 1280, 800)
 	run(t, ctx, "turn scripts off", emulation.SetScriptExecutionDisabled(true))
@@ -351,9 +412,11 @@ func startApp(t *testing.T) (*httptest.Server, *app) {
 // receipt to the app, with script and without, and the receipt is never in
 // a URL, the history or a Referer.
 func TestBrowserContinueHandsBackTheReceipt(t *testing.T) {
+	t.Parallel()
 	for _, script := range []bool{true, false} {
 		name := map[bool]string{true: "js", false: "nojs"}[script]
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			appSrv, a := startApp(t)
 			iss := newTestIssuer(t)
 			site, box := startSiteWith(t, 30*time.Second, iss, []string{appSrv.URL})
@@ -413,8 +476,11 @@ func TestBrowserContinueHandsBackTheReceipt(t *testing.T) {
 // form's script solves it in a Web Worker and the person sees only the
 // next step; without script the page says the step needs JavaScript.
 func TestBrowserPassesTheStepUp(t *testing.T) {
+	t.Parallel()
+	// Each subtest has its own site, and its own record of what the guard
+	// decided, in order: they run side by side.
 	var mu sync.Mutex
-	var actions []string // what the guard decided, in order
+	var actions []string // the js subtest's
 	always := func(c *abuse.Config, f *flow.Config) {
 		store := abuse.NewMemoryStore()
 		iss, err := challenge.New(challenge.Config{Key: []byte(strings.Repeat("c", 32)), MaxNumber: 5000,
@@ -423,6 +489,9 @@ func TestBrowserPassesTheStepUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.Store, c.Challenge, c.Challenges = store, abuse.ChallengeAlways, iss
+	}
+	recorded := func(c *abuse.Config, f *flow.Config) {
+		always(c, f)
 		f.Observer = observerFunc(func(e flow.Event) {
 			if d, ok := e.(flow.Decided); ok {
 				mu.Lock()
@@ -432,7 +501,8 @@ func TestBrowserPassesTheStepUp(t *testing.T) {
 		})
 	}
 	t.Run("js", func(t *testing.T) {
-		site, box := startSiteGuarded(t, 30*time.Second, nil, nil, always)
+		t.Parallel()
+		site, box := startSiteGuarded(t, 30*time.Second, nil, nil, recorded)
 		ctx := newChrome(t, 1280, 800)
 		run(t, ctx, "send a code", chromedp.Navigate(site+"/"), chromedp.SendKeys("#phone", testNumber, chromedp.ByQuery),
 			chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByQuery))
@@ -445,6 +515,7 @@ func TestBrowserPassesTheStepUp(t *testing.T) {
 		shot(t, ctx, "js-desktop-2-after-stepup")
 	})
 	t.Run("nojs", func(t *testing.T) {
+		t.Parallel()
 		site, box := startSiteGuarded(t, 30*time.Second, nil, nil, always)
 		ctx := newChrome(t, 1280, 800)
 		run(t, ctx, "turn scripts off", emulation.SetScriptExecutionDisabled(true))
@@ -462,6 +533,7 @@ func TestBrowserPassesTheStepUp(t *testing.T) {
 // TestBrowserDarkTheme: under prefers-color-scheme: dark the card is dark
 // and its text light.
 func TestBrowserDarkTheme(t *testing.T) {
+	t.Parallel()
 	site, _ := startSite(t, 30*time.Second)
 	ctx := newChrome(t, 1280, 800)
 	run(t, ctx, "ask for dark", emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}),
@@ -479,7 +551,9 @@ func TestBrowserDarkTheme(t *testing.T) {
 // hand and types "(415) 555-2671" without; each sees the whole number on
 // step 2 and gets verified.
 func TestBrowserNationalNumbers(t *testing.T) {
+	t.Parallel()
 	t.Run("GB with script", func(t *testing.T) {
+		t.Parallel()
 		site, box := startSite(t, 30*time.Second)
 		ctx := newChrome(t, 360, 740)
 		run(t, ctx, "speak British English", network.Enable(),
@@ -498,6 +572,7 @@ func TestBrowserNationalNumbers(t *testing.T) {
 			chromedp.WaitVisible("#step-done", chromedp.ByQuery))
 	})
 	t.Run("US without script", func(t *testing.T) {
+		t.Parallel()
 		site, box := startSite(t, 30*time.Second)
 		ctx := newChrome(t, 1280, 800)
 		run(t, ctx, "turn scripts off", emulation.SetScriptExecutionDisabled(true))
@@ -520,6 +595,7 @@ func TestBrowserNationalNumbers(t *testing.T) {
 // is checked as soon as its digits are in, full-width ones too; the
 // countdown's live region speaks when it starts, not every second.
 func TestBrowserTypingTheCodeIsEnough(t *testing.T) {
+	t.Parallel()
 	site, box := startSite(t, 30*time.Second)
 	ctx := newChrome(t, 1280, 800)
 	run(t, ctx, "send a code", chromedp.Navigate(site+"/"), chromedp.SendKeys("#phone", testNumber, chromedp.ByQuery),
@@ -546,9 +622,11 @@ func TestBrowserTypingTheCodeIsEnough(t *testing.T) {
 // script and without; after success, Back asks nothing and shows a fresh
 // start.
 func TestBrowserReloadAndBack(t *testing.T) {
+	t.Parallel()
 	for _, script := range []bool{true, false} {
 		name := map[bool]string{true: "js", false: "nojs"}[script]
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			site, box := startSite(t, 30*time.Second)
 			ctx := newChrome(t, 360, 740)
 			if !script {
@@ -620,10 +698,12 @@ func audit(t *testing.T, ctx context.Context, axe, state string) {
 // TestBrowserAccessibility audits every state of the form with axe-core,
 // light and dark, with script and without: zero violations.
 func TestBrowserAccessibility(t *testing.T) {
+	t.Parallel()
 	axe := axeScript(t)
 	for _, dark := range []bool{false, true} {
 		scheme := map[bool]string{false: "light", true: "dark"}[dark]
 		t.Run(scheme, func(t *testing.T) {
+			t.Parallel()
 			site, box := startSite(t, 30*time.Second)
 			ctx := newChrome(t, 1280, 800)
 			if dark {
@@ -649,6 +729,7 @@ func TestBrowserAccessibility(t *testing.T) {
 		})
 	}
 	t.Run("a link that cannot be used", func(t *testing.T) {
+		t.Parallel()
 		site, _ := startSite(t, 30*time.Second)
 		ctx := newChrome(t, 1280, 800)
 		run(t, ctx, "open", chromedp.Navigate(site+"/?return_to=https%3A%2F%2Fevil.example%2F"), chromedp.WaitVisible("#step-problem", chromedp.ByQuery))
@@ -660,6 +741,7 @@ func TestBrowserAccessibility(t *testing.T) {
 // from a link that picks it, keeping a screenshot of each step in
 // test-artifacts/, and fails on any error in the browser's console.
 func TestBrowserInEveryLanguage(t *testing.T) {
+	t.Parallel()
 	for _, l := range []struct{ code, heading, verified string }{
 		{"en", "Verify your phone number", "Phone number verified"},
 		{"es", "Verifica tu número de teléfono", "Número de teléfono verificado"},
@@ -668,6 +750,7 @@ func TestBrowserInEveryLanguage(t *testing.T) {
 		{"pt-BR", "Confirme seu número de telefone", "Número de telefone confirmado"},
 	} {
 		t.Run(l.code, func(t *testing.T) {
+			t.Parallel()
 			site, box := startSite(t, 30*time.Second)
 			ctx := newChrome(t, 360, 740)
 			var mu sync.Mutex
