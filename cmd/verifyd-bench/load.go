@@ -106,24 +106,29 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 // saturate runs do as fast as conc workers can for dur (closed loop, each
 // worker sends its next request when the last one answered), and answers
-// the operations that succeeded, those that failed, and the time taken
-// (the last answers come after dur).
-func saturate(ctx context.Context, conc int, dur time.Duration, do func(ctx context.Context) bool) (int, int, time.Duration) {
+// the operations that succeeded, those that failed, the time taken (the
+// last answers come after dur) and every operation's latency, sorted.
+func saturate(ctx context.Context, conc int, dur time.Duration, do func(ctx context.Context) bool) (int, int, time.Duration, []time.Duration) {
 	var ok, errs atomic.Int64
 	deadline := time.Now().Add(dur)
 	begin := time.Now()
 	var wg sync.WaitGroup
-	for range conc {
+	lats := make([][]time.Duration, conc)
+	for w := range conc {
 		wg.Go(func() {
 			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t := time.Now()
 				if do(ctx) {
 					ok.Add(1)
 				} else {
 					errs.Add(1)
 				}
+				lats[w] = append(lats[w], time.Since(t))
 			}
 		})
 	}
 	wg.Wait()
-	return int(ok.Load()), int(errs.Load()), time.Since(begin)
+	all := slices.Concat(lats...)
+	slices.Sort(all)
+	return int(ok.Load()), int(errs.Load()), time.Since(begin), all
 }

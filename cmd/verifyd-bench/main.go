@@ -30,6 +30,14 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "-hop" {
+		// The bench starts itself as the bare Go hop (see hop.go).
+		if err := serveHop(); err != nil {
+			fmt.Fprintln(os.Stderr, "verifyd-bench -hop:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "verifyd-bench:", err)
 		os.Exit(1)
@@ -97,6 +105,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 		}
 	}
+	var hopRun *hops
+	if strings.Contains("hops/request-otp/twilio/64/0s", o.only) {
+		if err := st.setLatency(0); err != nil {
+			return err
+		}
+		if hopRun, err = compareHops(ctx, o, dir, st, twilio, 64); err != nil {
+			twilio.Stop()
+			return fmt.Errorf("bare hops: %w", err)
+		}
+	}
 	var sats []*saturation
 	for _, op := range []string{"request-otp", "verification"} {
 		if !strings.Contains("saturate/"+op+"/twilio/64/0s", o.only) {
@@ -159,82 +177,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			sat.Operation, sat.Concurrency, sat.Direct.OpsPerSec, sat.Direct.Elapsed.Round(time.Millisecond), sat.Direct.Errors,
 			sat.Proxy.OpsPerSec, sat.Proxy.Elapsed.Round(time.Millisecond), sat.Proxy.Errors, 100*sat.Proxy.OpsPerSec/sat.Direct.OpsPerSec)
 	}
+	if hopRun != nil {
+		fmt.Fprintf(stdout, "\n%s", hopRun)
+	}
 	if o.jsonOut != "" {
-		data, err := json.MarshalIndent(map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "cores": runtime.NumCPU(), "rows": rows, "saturation": sats}, "", "  ")
+		data, err := json.MarshalIndent(map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "cores": runtime.NumCPU(),
+			"rows": rows, "saturation": sats, "hops": hopRun}, "", "  ")
 		if err != nil {
 			return err
 		}
 		return os.WriteFile(o.jsonOut, data, 0o644)
 	}
 	return nil
-}
-
-// saturation is the most operations a second the machine carries,
-// straight to the stand-in and through verifyd, in the same run: their
-// ratio is verifyd's cost where it matters, on a busy machine. An
-// operation is one request-otp, or a whole verification: request-otp then
-// verify-otp for the same number, as a person does.
-type saturation struct {
-	Operation   string        `json:"operation"`
-	Concurrency int           `json:"concurrency"`
-	Direct      saturationRun `json:"direct"`
-	Proxy       saturationRun `json:"proxy"`
-}
-
-// saturationRun is one side of a saturation: operations that succeeded a
-// second, over the time measured, and the operations that failed.
-type saturationRun struct {
-	OpsPerSec float64       `json:"ops_per_s"`
-	Elapsed   time.Duration `json:"elapsed_ns"`
-	Errors    int           `json:"errors"`
-}
-
-func saturateBoth(ctx context.Context, o options, st *standin, v *verifyd, op string, conc int) (*saturation, error) {
-	dur := 4 * time.Second
-	if o.short {
-		dur = 2 * time.Second
-	}
-	s := &saturation{Operation: op, Concurrency: conc}
-	steps := []string{"request-otp"}
-	if op == "verification" {
-		steps = append(steps, "verify-otp")
-	}
-	// measure warms up for a quarter of dur, calls measuring, then runs
-	// closed loop for dur, each operation on a new number.
-	measure := func(call func(ctx context.Context, step, to string) bool, measuring func()) saturationRun {
-		each := func(ctx context.Context) bool {
-			to := o.numbers.next()
-			for _, step := range steps {
-				if !call(ctx, step, to) {
-					return false
-				}
-			}
-			return true
-		}
-		saturate(ctx, conc, dur/4, each)
-		measuring()
-		ok, errs, elapsed := saturate(ctx, conc, dur, each)
-		return saturationRun{OpsPerSec: float64(ok) / elapsed.Seconds(), Elapsed: elapsed, Errors: errs}
-	}
-
-	dc := st.client(conc)
-	s.Direct = measure(func(ctx context.Context, step, to string) bool { return st.call(ctx, dc, step, to) }, func() {})
-	dc.CloseIdleConnections()
-
-	pc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}, Timeout: 30 * time.Second}
-	profiled := make(chan error, 1)
-	profile := func() { profiled <- nil }
-	if o.cpuProfile != "" && strings.Contains(o.only, "saturate") {
-		// The proxied side of the last saturation run writes the profile.
-		profile = func() { go func() { profiled <- v.profile(ctx, o.cpuProfile, dur) }() }
-	}
-	s.Proxy = measure(func(ctx context.Context, step, to string) bool { return v.call(ctx, pc, step, to) }, profile)
-	pc.CloseIdleConnections()
-	if err := <-profiled; err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(os.Stderr, "saturation %s c=%d: direct %.0f/s, verifyd %.0f/s\n", op, conc, s.Direct.OpsPerSec, s.Proxy.OpsPerSec)
-	return s, nil
 }
 
 // messagingRows runs request-otp on the messaging backend at 1 and 64

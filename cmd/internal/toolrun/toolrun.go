@@ -194,6 +194,13 @@ type Verifyd struct {
 // its debug server, with env added to this process's environment and its
 // output to log, and waits until /healthz answers 200.
 func StartVerifyd(ctx context.Context, bin string, env []string, log io.Writer) (*Verifyd, error) {
+	return StartServer(ctx, []string{bin}, env, log)
+}
+
+// StartServer runs argv as verifyd is run (HOST, PORT and DEBUG_ADDR in
+// its environment): any server that answers /healthz when it is up, such
+// as the load tools' bare proxies.
+func StartServer(ctx context.Context, argv []string, env []string, log io.Writer) (*Verifyd, error) {
 	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
@@ -204,11 +211,11 @@ func StartVerifyd(ctx context.Context, bin string, env []string, log io.Writer) 
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	v := &Verifyd{URL: "http://" + addr, DebugURL: "http://" + debug}
-	v.cmd = exec.CommandContext(ctx, bin)
+	v.cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
 	v.cmd.Env = append(append(os.Environ(), "HOST=127.0.0.1", "PORT="+port, "DEBUG_ADDR="+debug), env...)
 	v.cmd.Stdout, v.cmd.Stderr = log, log
 	if err := v.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start verifyd: %w", err)
+		return nil, fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get(v.URL + "/healthz"); err == nil {
@@ -219,7 +226,7 @@ func StartVerifyd(ctx context.Context, bin string, env []string, log io.Writer) 
 		}
 		if time.Now().After(deadline) {
 			v.Kill()
-			return nil, errors.New("verifyd never answered /healthz with 200")
+			return nil, fmt.Errorf("%s never answered /healthz with 200", argv[0])
 		}
 	}
 }
