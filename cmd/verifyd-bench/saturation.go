@@ -81,7 +81,6 @@ func saturateBoth(ctx context.Context, o options, st *standin, v *verifyd, op st
 	return s, nil
 }
 
-
 // hops is request-otp at one concurrency, closed loop, through the bare Go
 // hop, the bare Node hop and verifyd (every limit lifted), in the same
 // run. Each side is measured rounds times, the sides taking turns so that
