@@ -496,6 +496,36 @@ func TestLogs(t *testing.T) {
 	}
 }
 
+// TestAccessLogMasksTheQuery: secret parameters and phone numbers in a
+// query never reach the log, "+" read as a space or not, and the line says
+// which parameters were masked.
+func TestAccessLogMasksTheQuery(t *testing.T) {
+	var logs bytes.Buffer
+	h := newTestHandler(t, &recordingVerifier{}, handlerOpts{logs: &logs})
+	for _, target := range []string{
+		"/?code=987654&lang=de",
+		"/?receipt=eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl&nonce=app-session-77",
+		"/?token=tok-31337-secret",
+		"/?who=+14155552671",   // "+" as forms send it: a space
+		"/?who=%2B14155552671", // an escaped plus
+		"/?return_to=https%3A%2F%2Fapp.example%2Fcb%3Fphone%3D4155552671",
+	} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, target, nil))
+	}
+	out := logs.String()
+	for _, leak := range []string{"987654", "eyJhbGciOiJFZERTQSJ9", "app-session-77", "tok-31337", "4155552671", "5552671"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("the access log carries %q:\n%s", leak, out)
+		}
+	}
+	for _, want := range []string{`"query":"code=[masked]&lang=de"`, `"masked":["code"]`, `"masked":["receipt","nonce"]`,
+		`"masked":["token"]`, `"masked":["who"]`, `"masked":["return_to"]`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the access log lacks %s:\n%s", want, out)
+		}
+	}
+}
+
 func TestRedactKeepsIPsAndSIDs(t *testing.T) {
 	v := &recordingVerifier{}
 	var logs bytes.Buffer

@@ -51,6 +51,8 @@ func scrape(t *testing.T, h http.Handler) map[string]float64 {
 			switch f.GetType() {
 			case dto.MetricType_COUNTER:
 				out[key] = m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				out[key] = m.GetGauge().GetValue()
 			case dto.MetricType_HISTOGRAM:
 				out[key+"_count"] = float64(m.GetHistogram().GetSampleCount())
 			}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -82,7 +84,11 @@ func accessLog(logger *slog.Logger) echo.MiddlewareFunc {
 				slog.Int64("bytes_out", c.Response().Size),
 			}
 			if q := c.Request().URL.RawQuery; q != "" {
-				attrs = append(attrs, slog.String("query", redact(truncate(q, maxLoggedQuery))))
+				logged, masked := maskQuery(q)
+				attrs = append(attrs, slog.String("query", truncate(logged, maxLoggedQuery)))
+				if len(masked) > 0 {
+					attrs = append(attrs, slog.Any("masked", masked))
+				}
 			}
 			if to, ok := c.Get(ctxKeyTarget).(verify.Number); ok {
 				attrs = append(attrs, slog.String("to", to.String()))
@@ -106,6 +112,53 @@ func accessLog(logger *slog.Logger) echo.MiddlewareFunc {
 // maxLoggedQuery bounds a logged query string: the line stays one line of
 // reasonable size whatever a client sends.
 const maxLoggedQuery = 256
+
+// secretParams are the query parameters whose values never reach the log,
+// whatever they hold.
+var secretParams = map[string]bool{"code": true, "otp": true, "receipt": true, "nonce": true, "token": true,
+	"csrf": true, "password": true, "secret": true, "phone": true, "phonenumber": true, "phone_number": true,
+	"to": true, "number": true, "tel": true}
+
+// maskQuery answers a query string fit for the log, and the names of the
+// parameters it masked: a secret parameter's value entirely, any other's
+// phone-like runs (read with "+" as a space, as forms send it, and as a
+// plus, as some clients do). The whole query is masked when it cannot be
+// read as parameters.
+func maskQuery(raw string) (string, []string) {
+	var b strings.Builder
+	var masked []string
+	for i, part := range strings.Split(raw, "&") {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		k, v, _ := strings.Cut(part, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			name = k
+		}
+		value, err := url.QueryUnescape(v)
+		plus, perr := url.PathUnescape(v) // "+" kept a plus
+		if err != nil || perr != nil {
+			value, plus = v, v
+		}
+		b.WriteString(url.QueryEscape(name))
+		if v == "" && !strings.Contains(part, "=") {
+			continue
+		}
+		b.WriteByte('=')
+		switch {
+		case secretParams[strings.ToLower(name)]:
+			b.WriteString("[masked]")
+		case redact(value) != value || redact(plus) != plus:
+			b.WriteString(url.QueryEscape(redact(plus)))
+		default:
+			b.WriteString(url.QueryEscape(value))
+			continue
+		}
+		masked = append(masked, name)
+	}
+	return b.String(), masked
+}
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

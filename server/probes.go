@@ -60,6 +60,11 @@ type cachedCheck struct {
 	checked   bool
 	err       error
 	running   chan struct{} // closed when the run in flight ends
+	// stalled is set when a probe gave up waiting for the run in flight:
+	// the dependency hangs. From that moment /readyz, /health and the
+	// metric all say so, rather than /health and the metric waiting for
+	// the run's own, longer deadline.
+	stalled bool
 }
 
 var errProbeTimeout = errors.New("no answer within the probe deadline")
@@ -88,9 +93,18 @@ func (c *cachedCheck) result(ctx context.Context) error {
 		return c.err
 	case <-ctx.Done():
 		c.mu.Lock()
-		defer c.mu.Unlock()
 		if c.checked && c.err != nil {
-			return c.err
+			err := c.err
+			c.mu.Unlock()
+			return err
+		}
+		first := c.running != nil && !c.stalled
+		if c.running != nil {
+			c.stalled = true
+		}
+		c.mu.Unlock()
+		if first && c.observe != nil {
+			c.observe(c.Name, "degraded")
 		}
 		return errProbeTimeout
 	}
@@ -102,6 +116,8 @@ func (c *cachedCheck) last() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
+	case c.stalled && (!c.checked || c.err == nil):
+		return "degraded" // what /readyz answers while the run hangs
 	case !c.checked:
 		return "unknown"
 	case c.err == nil:
@@ -117,7 +133,7 @@ func (c *cachedCheck) refresh(done chan struct{}) {
 	defer cancel()
 	err := c.Probe(ctx)
 	c.mu.Lock()
-	c.err, c.checkedAt, c.checked, c.running = err, c.now(), true, nil
+	c.err, c.checkedAt, c.checked, c.running, c.stalled = err, c.now(), true, nil, false
 	c.mu.Unlock()
 	if c.observe != nil {
 		c.observe(c.Name, c.last())

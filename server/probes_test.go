@@ -10,6 +10,9 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"verifyd/server"
 	"verifyd/server/verify/twilioverify"
 	"verifyd/server/verify/twilioverify/twiliotest"
@@ -127,5 +130,43 @@ func TestReadiness(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	if rec.Code != 200 {
 		t.Errorf("GET /healthz = %d", rec.Code)
+	}
+}
+
+// TestAHangIsSeenAlike: when a dependency stops answering, /readyz,
+// /health and the dependency metric say "degraded" from the same probe,
+// not once the check's own, longer deadline has passed.
+func TestAHangIsSeenAlike(t *testing.T) {
+	standin := twiliotest.NewServer(twiliotest.Options{})
+	defer standin.Close()
+	backend := newTwilioBackend(t, standin, time.Minute, nil) // the check outlives the test
+	clk := verifytest.NewClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	reg := prometheus.NewRegistry()
+	m := server.NewMetrics(reg)
+	h := mustHandler(t, &recordingVerifier{}, server.Config{
+		Logger: slog.New(slog.DiscardHandler), Web: fstest.MapFS{"templates/index.html": {}}, Static: fstest.MapFS{},
+		Readiness:    []server.Check{{Name: "twilio", Probe: backend.Ping}},
+		ReadinessTTL: 10 * time.Second, ReadinessTimeout: 50 * time.Millisecond, Now: clk.Now,
+		Metrics: m, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+	})
+	states := func() (ready, health string, metric float64) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		var b map[string]any
+		json.Unmarshal(rec.Body.Bytes(), &b)
+		ready, _ = twilioCheck(b)["status"].(string)
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
+		var hb struct{ Dependencies map[string]string }
+		json.Unmarshal(rec.Body.Bytes(), &hb)
+		return ready, hb.Dependencies["twilio"], scrape(t, h)[`verifyd_dependency_state{dependency=twilio,state=degraded}`]
+	}
+	if r, hs, m := states(); r != "ok" || hs != "ok" || m != 0 {
+		t.Fatalf("healthy: /readyz %q, /health %q, degraded metric %v; want ok, ok, 0", r, hs, m)
+	}
+	standin.SetFailure(twiliotest.AnyRequest, &twiliotest.Failure{Hang: true})
+	clk.Advance(11 * time.Second)
+	if r, hs, m := states(); r != "degraded" || hs != "degraded" || m != 1 {
+		t.Errorf("hanging: /readyz %q, /health %q, degraded metric %v; want degraded, degraded, 1", r, hs, m)
 	}
 }
