@@ -23,19 +23,12 @@ import (
 type guarded struct {
 	guard      *abuse.Guard
 	tests      *abuse.TestNumbers // nil without TEST_NUMBERS
-	redis      *abuse.RedisStore  // nil without REDIS_URL
 	challenges *challenge.Issuer
 }
 
-func (g guarded) close() {
-	if g.redis != nil {
-		g.redis.Close()
-	}
-}
-
-// newGuarded builds the abuse guard (its counters in Redis when REDIS_URL
-// is set, in memory otherwise), the challenge issuer and the test numbers.
-func newGuarded(cfg config, logger *slog.Logger) (guarded, error) {
+// newGuarded builds the abuse guard (its counters in Redis when rdb is
+// set, in memory otherwise), the challenge issuer and the test numbers.
+func newGuarded(cfg config, logger *slog.Logger, rdb redis.UniversalClient) (guarded, error) {
 	var g guarded
 	if len(cfg.testNumbers) > 0 {
 		g.tests = abuse.NewTestNumbers(cfg.testNumbers)
@@ -57,15 +50,8 @@ func newGuarded(cfg config, logger *slog.Logger) (guarded, error) {
 		// In memory: one instance, so a key of this process's own.
 		keySecret = []byte(rand.Text() + rand.Text())
 	}
-	if cfg.RedisURL != "" {
-		rs, err := abuse.NewRedisStore(string(cfg.RedisURL))
-		if err != nil {
-			return g, fmt.Errorf("redis: %w", err)
-		}
-		// go-redis logs every failed dial on its own; the guard logs an
-		// outage once, so its lines go to debug.
-		redis.SetLogger(redisLogger{logger})
-		store, g.redis = rs, rs
+	if rdb != nil {
+		store = abuse.NewRedisStore(rdb)
 	}
 	// The challenge key is derived from the limit key: instances that share
 	// the one share the other.
@@ -74,7 +60,6 @@ func newGuarded(cfg config, logger *slog.Logger) (guarded, error) {
 	challenges, err := challenge.New(challenge.Config{Key: mac.Sum(nil), MaxNumber: cfg.ChallengeDifficulty,
 		TTL: cfg.ChallengeTTL, Spent: abuse.SpendOnce(store, time.Now)})
 	if err != nil {
-		g.close()
 		return g, err
 	}
 	g.challenges = challenges
@@ -100,7 +85,6 @@ func newGuarded(cfg config, logger *slog.Logger) (guarded, error) {
 		Logger:           logger,
 	})
 	if err != nil {
-		g.close()
 		return g, err
 	}
 	g.guard = guard
@@ -110,6 +94,18 @@ func newGuarded(cfg config, logger *slog.Logger) (guarded, error) {
 // devLimitKeySecret keys the number hashes in a shared Redis outside
 // production when LIMIT_KEY_SECRET is not set.
 const devLimitKeySecret = "verifyd-development-limit-key-not-secret"
+
+// newRedis builds the one Redis client every part shares, from REDIS_URL
+// as the configuration read it; nil without one.
+func newRedis(cfg config, logger *slog.Logger) redis.UniversalClient {
+	if cfg.redis == nil {
+		return nil
+	}
+	// go-redis logs every failed dial on its own; the guard and the code
+	// store log an outage once, so its lines go to debug.
+	redis.SetLogger(redisLogger{logger})
+	return redis.NewClient(cfg.redis)
+}
 
 // redisLogger sends go-redis's own messages to debug.
 type redisLogger struct{ l *slog.Logger }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/redis/go-redis/v9"
 
 	"verifyd/server"
 	"verifyd/server/abuse"
@@ -111,6 +112,7 @@ type config struct {
 	countries     []string          // ALLOWED_COUNTRIES' countries, without calling codes
 	testNumbers   map[string]string // E.164 → code
 	receiptKeys   []receipt.Key     // nil: generate one (development) or no receipts
+	redis         *redis.Options    // REDIS_URL read, nil without it
 	issuer        string            // the receipts' "iss"
 	audience      string            // the receipts' "aud"
 }

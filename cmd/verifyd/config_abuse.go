@@ -7,9 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"verifyd/server/abuse"
+	"verifyd/server/redisclient"
 )
 
 // checkAbuse validates the abuse-protection settings (see server/abuse).
@@ -21,9 +20,8 @@ func (c *config) checkAbuse() problems {
 		bad("TRUSTED_PROXIES", "%v", err)
 	}
 	if c.RedisURL != "" {
-		if _, err := redis.ParseURL(string(c.RedisURL)); err != nil {
-			// The parser's error may quote the URL, password and all.
-			bad("REDIS_URL", "must be a redis:// or rediss:// URL")
+		if c.redis, err = redisclient.Options(string(c.RedisURL)); err != nil {
+			bad("REDIS_URL", "%v", err)
 		}
 	}
 	const off = "must not be negative (0 turns the limit off)"

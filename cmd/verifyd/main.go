@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 
 	"verifyd/server"
 	"verifyd/server/flow"
@@ -92,20 +93,24 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	// (or migrate between) backends can tell them apart.
 	metrics := server.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"backend": cfg.Backend}, reg))
 
-	b, err := newBackend(cfg, logger, metrics)
+	rdb := newRedis(cfg, logger)
+	if rdb != nil {
+		defer rdb.Close()
+	}
+	b, err := newBackend(cfg, logger, metrics, rdb)
 	if err != nil {
 		return err
 	}
 	defer b.close()
 
-	g, err := newGuarded(cfg, logger)
+	g, err := newGuarded(cfg, logger, rdb)
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	readiness := b.checks
-	if g.redis != nil {
-		readiness = append(readiness, server.Check{Name: "redis", Probe: g.redis.Ping, Fatal: redisMisconfigured})
+	if rdb != nil {
+		readiness = append(readiness, server.Check{Name: "redis", Fatal: redisMisconfigured,
+			Probe: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
 	}
 	receipts, err := newReceipts(cfg, logger)
 	if err != nil {
@@ -321,7 +326,7 @@ type backend struct {
 }
 
 // newBackend builds the configured backend.
-func newBackend(cfg config, logger *slog.Logger, metrics *server.Metrics) (backend, error) {
+func newBackend(cfg config, logger *slog.Logger, metrics *server.Metrics, rdb redis.UniversalClient) (backend, error) {
 	switch cfg.Backend {
 	case backendTwilio:
 		user, pass := cfg.TwilioAccountSID, string(cfg.TwilioAuthToken)
@@ -344,7 +349,7 @@ func newBackend(cfg config, logger *slog.Logger, metrics *server.Metrics) (backe
 		}
 		return backend{verifier: b, checks: []server.Check{{Name: "twilio", Probe: b.Ping}}, close: b.Close}, nil
 	case backendMessaging:
-		return newMessagingBackend(cfg, logger, metrics)
+		return newMessagingBackend(cfg, logger, metrics, rdb)
 	default:
 		logger.Warn("DEVELOPMENT BACKEND: codes are written to this log and never sent. " +
 			"Set TWILIO_* variables (see .env.example) to verify real phones; never run this in production.")

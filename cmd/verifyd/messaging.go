@@ -22,17 +22,10 @@ const redisStartTimeout = 3 * time.Second
 
 // newMessagingBackend builds the engine over a Redis store and a Twilio
 // Messages sender: codes of our own, shared by every instance.
-func newMessagingBackend(cfg config, logger *slog.Logger, metrics *server.Metrics) (backend, error) {
-	opts, err := redis.ParseURL(string(cfg.RedisURL)) // checked by loadConfig
-	if err != nil {
-		return backend{}, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, time.Second, time.Second
-	client := redis.NewClient(opts)
+func newMessagingBackend(cfg config, logger *slog.Logger, metrics *server.Metrics, client redis.UniversalClient) (backend, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
-		client.Close()
 		return backend{}, fmt.Errorf("REDIS_URL: the code store does not answer: %v", err)
 	}
 	secret := cfg.codeSecret()
@@ -43,7 +36,6 @@ func newMessagingBackend(cfg config, logger *slog.Logger, metrics *server.Metric
 	}
 	store, err := engine.NewRedisStore(client, secret, nil)
 	if err != nil {
-		client.Close()
 		return backend{}, err
 	}
 	user, pass := cfg.TwilioAccountSID, string(cfg.TwilioAuthToken)
@@ -64,22 +56,20 @@ func newMessagingBackend(cfg config, logger *slog.Logger, metrics *server.Metric
 		Observe: metrics.ObserveUpstream,
 	})
 	if err != nil {
-		client.Close()
 		return backend{}, fmt.Errorf("messaging backend: %w", err)
 	}
 	e, err := engine.New(engine.Config{Store: &outageLogged{Store: store, logger: logger}, Sender: sender,
 		Secret: secret, CodeLength: cfg.CodeLength})
 	if err != nil {
-		client.Close()
+		sender.Close()
 		return backend{}, fmt.Errorf("messaging backend: %w", err)
 	}
 	return backend{
 		verifier: e,
-		checks: []server.Check{
-			{Name: "twilio", Probe: sender.Ping},
-			{Name: "code_store", Probe: store.Ping, Fatal: redisMisconfigured},
-		},
-		close: func() { sender.Close(); client.Close() },
+		// The code store's Redis is the one client every part shares; run
+		// checks it once, as "redis".
+		checks: []server.Check{{Name: "twilio", Probe: sender.Ping}},
+		close:  sender.Close,
 	}, nil
 }
 

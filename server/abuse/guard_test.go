@@ -390,12 +390,7 @@ func TestGuardConcurrentSendsToOneNumber(t *testing.T) {
 	}
 	t.Run("memory", func(t *testing.T) { run(t, abuse.NewMemoryStore()) })
 	t.Run("redis", func(t *testing.T) {
-		s, err := abuse.NewRedisStore(redistest.Start(t).URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		run(t, s)
+		run(t, abuse.NewRedisStore(redistest.Start(t).Client(t)))
 	})
 }
 

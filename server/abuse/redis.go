@@ -48,42 +48,18 @@ end
 return 0
 `
 
-// Timeouts for Redis when its URL sets none: a limiter that stalls every
-// request for go-redis's multi-second defaults during an outage is worse
-// than one that decides quickly that Redis is gone.
-const (
-	redisDialTimeout = time.Second
-	redisIOTimeout   = 500 * time.Millisecond
-)
-
 // RedisStore keeps counters in Redis, shared by every instance that uses the
 // same server, and kept across restarts.
 type RedisStore struct {
-	client *redis.Client
+	client redis.UniversalClient
 	script *redis.Script
 	undo   *redis.Script
 }
 
-// NewRedisStore connects lazily to the server at url
-// (redis://[:password@]host:port/db or rediss:// for TLS).
-func NewRedisStore(url string) (*RedisStore, error) {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("parse redis url: %w", err)
-	}
-	if opts.DialTimeout == 0 {
-		opts.DialTimeout = redisDialTimeout
-	}
-	if opts.ReadTimeout == 0 {
-		opts.ReadTimeout = redisIOTimeout
-	}
-	if opts.WriteTimeout == 0 {
-		opts.WriteTimeout = redisIOTimeout
-	}
-	// One retry at most: the decision is on a request's critical path.
-	opts.MaxRetries = 1
-	return &RedisStore{client: redis.NewClient(opts), script: redis.NewScript(allowScript),
-		undo: redis.NewScript(undoScript)}, nil
+// NewRedisStore keeps its counters through client (see redisclient), which
+// the caller owns and closes.
+func NewRedisStore(client redis.UniversalClient) *RedisStore {
+	return &RedisStore{client: client, script: redis.NewScript(allowScript), undo: redis.NewScript(undoScript)}
 }
 
 // Allow implements Store with one Lua script, so the decision is atomic
@@ -134,6 +110,3 @@ func (s *RedisStore) Count(ctx context.Context, now time.Time, r Rule) (int, err
 func (s *RedisStore) Ping(ctx context.Context) error {
 	return s.client.Ping(ctx).Err()
 }
-
-// Close closes the connections.
-func (s *RedisStore) Close() error { return s.client.Close() }

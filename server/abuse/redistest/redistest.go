@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"verifyd/server/redisclient"
 )
 
 // Server is one redis-server process.
@@ -61,6 +63,18 @@ func (s *Server) Stop() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
 	s.cmd = nil
+}
+
+// Client answers a client of the server, built as verifyd builds its one
+// (see redisclient), closed when the test ends.
+func (s *Server) Client(t testing.TB) redis.UniversalClient {
+	t.Helper()
+	c, err := redisclient.New(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // Entry is one key of the server.

@@ -30,7 +30,7 @@ import (
 // writes): a concurrent write to the same number makes it run fn again, so
 // 50 concurrent wrong codes count as 50 on every instance.
 type RedisStore struct {
-	client *redis.Client
+	client redis.UniversalClient
 	key    []byte      // keys the number hashes
 	aead   cipher.AEAD // seals numbers in the SID index
 	now    func() time.Time
@@ -44,7 +44,7 @@ const maxTxRetries = 50
 
 // NewRedisStore uses client with secret (at least MinSecretLen bytes, the
 // same on every instance) and judges expiry by now (nil: time.Now).
-func NewRedisStore(client *redis.Client, secret []byte, now func() time.Time) (*RedisStore, error) {
+func NewRedisStore(client redis.UniversalClient, secret []byte, now func() time.Time) (*RedisStore, error) {
 	if len(secret) < MinSecretLen {
 		return nil, fmt.Errorf("engine: Redis store secret shorter than %d bytes", MinSecretLen)
 	}
