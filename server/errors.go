@@ -22,13 +22,13 @@ import (
 var (
 	errMalformed = &verify.Error{Kind: verify.KindInvalid, Code: "malformed_json",
 		Message: "The request body is not valid JSON."}
-	errUnsupportedMediaType = &verify.Error{Kind: kindUnsupportedMediaType, Code: "unsupported_media_type",
+	errUnsupportedMediaType = &verify.Error{Kind: verify.KindUnsupportedMediaType, Code: "unsupported_media_type",
 		Message: "Send the request body as application/json."}
-	errTooLarge = &verify.Error{Kind: kindTooLarge, Code: "request_too_large",
+	errTooLarge = &verify.Error{Kind: verify.KindTooLarge, Code: "request_too_large",
 		Message: "The request body is too large."}
-	errNotFound = &verify.Error{Kind: kindNotFound, Code: "not_found",
+	errNotFound = &verify.Error{Kind: verify.KindNotFound, Code: "not_found",
 		Message: "There is nothing here."}
-	errMethodNotAllowed = &verify.Error{Kind: kindMethodNotAllowed, Code: "method_not_allowed",
+	errMethodNotAllowed = &verify.Error{Kind: verify.KindMethodNotAllowed, Code: "method_not_allowed",
 		Message: "This method is not allowed here."}
 )
 
@@ -38,14 +38,6 @@ var (
 // having its connection cut.
 var ErrShuttingDown = &verify.Error{Kind: verify.KindDegraded, Code: "shutting_down",
 	Message: "The service is restarting. Please try again in a moment.", RetryAfter: time.Second}
-
-// Kinds only the HTTP layer produces, numbered away from the domain's.
-const (
-	kindUnsupportedMediaType verify.Kind = 100 + iota
-	kindTooLarge
-	kindNotFound
-	kindMethodNotAllowed
-)
 
 // statusFor is the one mapping from a kind of failure to an HTTP status.
 func statusFor(k verify.Kind) int {
@@ -70,13 +62,13 @@ func statusFor(k verify.Kind) int {
 		// nginx's "client closed request": nobody reads it, but the access
 		// log tells a cancellation from a failure.
 		return 499
-	case kindUnsupportedMediaType:
+	case verify.KindUnsupportedMediaType:
 		return http.StatusUnsupportedMediaType
-	case kindTooLarge:
+	case verify.KindTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case kindNotFound:
+	case verify.KindNotFound:
 		return http.StatusNotFound
-	case kindMethodNotAllowed:
+	case verify.KindMethodNotAllowed:
 		return http.StatusMethodNotAllowed
 	}
 	return http.StatusInternalServerError

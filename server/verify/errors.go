@@ -23,6 +23,13 @@ const (
 	KindTimeout                   // 504: the upstream did not answer before our deadline
 	KindCanceled                  // the caller went away; nobody reads the answer
 	KindDegraded                  // 503: a dependency of ours is down and we refuse rather than risk it
+
+	// The request itself is not one verifyd reads (the HTTP layer finds
+	// these; they are kinds of the one Error all the same).
+	KindUnsupportedMediaType // 415: a body that is not JSON by its type
+	KindTooLarge             // 413: a body over the limit
+	KindNotFound             // 404: no such route
+	KindMethodNotAllowed     // 405: the route does not take this method
 )
 
 // Error is the one error type of verifyd's domain. Message is safe to show a
