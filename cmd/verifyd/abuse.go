@@ -28,7 +28,7 @@ type guarded struct {
 
 // newGuarded builds the abuse guard (its counters in Redis when rdb is
 // set, in memory otherwise), the challenge issuer and the test numbers.
-func newGuarded(cfg config, logger *slog.Logger, rdb redis.UniversalClient) (guarded, error) {
+func newGuarded(cfg config, logger *slog.Logger, rdb redis.UniversalClient, now func() time.Time) (guarded, error) {
 	var g guarded
 	if len(cfg.testNumbers) > 0 {
 		g.tests = abuse.NewTestNumbers(cfg.testNumbers)
@@ -58,12 +58,13 @@ func newGuarded(cfg config, logger *slog.Logger, rdb redis.UniversalClient) (gua
 	mac := hmac.New(sha256.New, keySecret)
 	mac.Write([]byte("verifyd challenge key"))
 	challenges, err := challenge.New(challenge.Config{Key: mac.Sum(nil), MaxNumber: cfg.ChallengeDifficulty,
-		TTL: cfg.ChallengeTTL, Spent: abuse.SpendOnce(store, time.Now)})
+		TTL: cfg.ChallengeTTL, Spent: abuse.SpendOnce(store, now), Now: now})
 	if err != nil {
 		return g, err
 	}
 	g.challenges = challenges
 	guard, err := abuse.NewGuard(abuse.Config{
+		Now: now,
 		Budgets: abuse.Budgets{Mode: cfg.budgetMode, CountryFloor: cfg.FraudCountryFloor, PrefixFloor: cfg.FraudPrefixFloor,
 			PrefixDigits: cfg.FraudPrefixDigits, TrustedFor: cfg.FraudTrustedFor},
 		Challenge:  cfg.challengeMode,

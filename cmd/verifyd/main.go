@@ -93,17 +93,19 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	// (or migrate between) backends can tell them apart.
 	metrics := server.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"backend": cfg.Backend}, reg))
 
+	// The one clock every part reads, handed to each.
+	now := time.Now
 	rdb := newRedis(cfg, logger)
 	if rdb != nil {
 		defer rdb.Close()
 	}
-	b, err := newBackend(cfg, logger, metrics, rdb)
+	b, err := newBackend(cfg, logger, metrics, rdb, now)
 	if err != nil {
 		return err
 	}
 	defer b.close()
 
-	g, err := newGuarded(cfg, logger, rdb)
+	g, err := newGuarded(cfg, logger, rdb, now)
 	if err != nil {
 		return err
 	}
@@ -112,7 +114,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		readiness = append(readiness, server.Check{Name: "redis", Fatal: redisMisconfigured,
 			Probe: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
 	}
-	receipts, err := newReceipts(cfg, logger)
+	receipts, err := newReceipts(cfg, logger, now)
 	if err != nil {
 		return err
 	}
@@ -139,6 +141,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	}
 	var draining atomic.Bool
 	scfg := server.Config{
+		Now:                now,
 		Draining:           draining.Load,
 		Logger:             logger,
 		Flow:               fl,
@@ -326,7 +329,7 @@ type backend struct {
 }
 
 // newBackend builds the configured backend.
-func newBackend(cfg config, logger *slog.Logger, metrics *server.Metrics, rdb redis.UniversalClient) (backend, error) {
+func newBackend(cfg config, logger *slog.Logger, metrics *server.Metrics, rdb redis.UniversalClient, now func() time.Time) (backend, error) {
 	switch cfg.Backend {
 	case backendTwilio:
 		user, pass := cfg.TwilioAccountSID, string(cfg.TwilioAuthToken)
@@ -349,11 +352,12 @@ func newBackend(cfg config, logger *slog.Logger, metrics *server.Metrics, rdb re
 		}
 		return backend{verifier: b, checks: []server.Check{{Name: "twilio", Probe: b.Ping}}, close: b.Close}, nil
 	case backendMessaging:
-		return newMessagingBackend(cfg, logger, metrics, rdb)
+		return newMessagingBackend(cfg, logger, metrics, rdb, now)
 	default:
 		logger.Warn("DEVELOPMENT BACKEND: codes are written to this log and never sent. " +
 			"Set TWILIO_* variables (see .env.example) to verify real phones; never run this in production.")
 		e, err := engine.New(engine.Config{
+			Now:        now,
 			Sender:     engine.LogSender{Logger: logger},
 			Secret:     cfg.codeSecret(),
 			CodeLength: cfg.CodeLength,
@@ -377,7 +381,7 @@ func codeLengthShown(cfg config) int {
 // newReceipts builds the receipt issuer: with the configured keys; in
 // development without them, with a key made for this process; in
 // production without them, none. Each case is said once at start.
-func newReceipts(cfg config, logger *slog.Logger) (*receipt.Issuer, error) {
+func newReceipts(cfg config, logger *slog.Logger, now func() time.Time) (*receipt.Issuer, error) {
 	keys := cfg.receiptKeys
 	switch {
 	case keys != nil:
@@ -394,7 +398,8 @@ func newReceipts(cfg config, logger *slog.Logger) (*receipt.Issuer, error) {
 		logger.Warn("receipts are signed with a key made for this process: they stop verifying when it "+
 			"restarts; set RECEIPT_SIGNING_KEY_FILE to keep one", "kid", k.ID())
 	}
-	iss, err := receipt.NewIssuer(receipt.IssuerConfig{Keys: keys, Issuer: cfg.issuer, Audience: cfg.audience, TTL: cfg.ReceiptTTL})
+	iss, err := receipt.NewIssuer(receipt.IssuerConfig{Keys: keys, Issuer: cfg.issuer, Audience: cfg.audience,
+		TTL: cfg.ReceiptTTL, Now: now})
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ const redisStartTimeout = 3 * time.Second
 
 // newMessagingBackend builds the engine over a Redis store and a Twilio
 // Messages sender: codes of our own, shared by every instance.
-func newMessagingBackend(cfg config, logger *slog.Logger, metrics *server.Metrics, client redis.UniversalClient) (backend, error) {
+func newMessagingBackend(cfg config, logger *slog.Logger, metrics *server.Metrics, client redis.UniversalClient, now func() time.Time) (backend, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
@@ -34,7 +34,7 @@ func newMessagingBackend(cfg config, logger *slog.Logger, metrics *server.Metric
 		logger.Warn("CODE_SECRET is not set: codes are keyed with a secret made for this process; " +
 			"pending codes stop working when it restarts, and other instances cannot check them")
 	}
-	store, err := engine.NewRedisStore(client, secret, nil)
+	store, err := engine.NewRedisStore(client, secret, now)
 	if err != nil {
 		return backend{}, err
 	}
@@ -58,7 +58,7 @@ func newMessagingBackend(cfg config, logger *slog.Logger, metrics *server.Metric
 	if err != nil {
 		return backend{}, fmt.Errorf("messaging backend: %w", err)
 	}
-	e, err := engine.New(engine.Config{Store: &outageLogged{Store: store, logger: logger}, Sender: sender,
+	e, err := engine.New(engine.Config{Now: now, Store: &outageLogged{Store: store, logger: logger}, Sender: sender,
 		Secret: secret, CodeLength: cfg.CodeLength})
 	if err != nil {
 		sender.Close()
