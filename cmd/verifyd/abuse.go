@@ -53,11 +53,19 @@ func newGuarded(cfg config, logger *slog.Logger, rdb redis.UniversalClient, now 
 	if rdb != nil {
 		store = abuse.NewRedisStore(rdb)
 	}
-	// The challenge key is derived from the limit key: instances that share
-	// the one share the other.
-	mac := hmac.New(sha256.New, keySecret)
-	mac.Write([]byte("verifyd challenge key"))
-	challenges, err := challenge.New(challenge.Config{Key: mac.Sum(nil), MaxNumber: cfg.ChallengeDifficulty,
+	// The challenge key is derived from LIMIT_KEY_SECRET: instances that
+	// share the one share the other. Without it, a key of this process's
+	// own: nothing in verifyd's source can mint a challenge.
+	challengeKey := []byte(rand.Text() + rand.Text())
+	if secret := secretBytes(cfg.LimitKeySecret); secret != nil {
+		mac := hmac.New(sha256.New, secret)
+		mac.Write([]byte("verifyd challenge key"))
+		challengeKey = mac.Sum(nil)
+	} else if cfg.redis != nil {
+		logger.Warn("LIMIT_KEY_SECRET is not set: proof-of-work challenges are signed with a key made for this " +
+			"process, so a challenge issued by one instance does not pass on another")
+	}
+	challenges, err := challenge.New(challenge.Config{Key: challengeKey, MaxNumber: cfg.ChallengeDifficulty,
 		TTL: cfg.ChallengeTTL, Spent: abuse.SpendOnce(store, now), Now: now})
 	if err != nil {
 		return g, err
@@ -69,6 +77,7 @@ func newGuarded(cfg config, logger *slog.Logger, rdb redis.UniversalClient, now 
 			PrefixDigits: cfg.FraudPrefixDigits, TrustedFor: cfg.FraudTrustedFor},
 		Challenge:  cfg.challengeMode,
 		Challenges: challenges,
+		Tarpit:     cfg.FraudAction == "tarpit",
 		Store:      store,
 		Limits: abuse.Limits{
 			PhoneCooldown:        cfg.LimitPhoneCooldown,

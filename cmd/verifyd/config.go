@@ -87,6 +87,7 @@ type config struct {
 	FraudPrefixFloor       int           `env:"FRAUD_PREFIX_FLOOR" envDefault:"20"`
 	FraudPrefixDigits      int           `env:"FRAUD_PREFIX_DIGITS" envDefault:"3"`
 	FraudTrustedFor        time.Duration `env:"FRAUD_TRUSTED_FOR" envDefault:"2160h"`
+	FraudAction            string        `env:"FRAUD_ACTION" envDefault:"refuse"`
 	SendChallenge          string        `env:"SEND_CHALLENGE" envDefault:"risk"`
 	ChallengeDifficulty    int64         `env:"CHALLENGE_DIFFICULTY" envDefault:"50000"`
 	ChallengeTTL           time.Duration `env:"CHALLENGE_TTL" envDefault:"5m"`

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"verifyd/server/abuse"
+	"verifyd/server/challenge"
 	"verifyd/server/redisclient"
 )
 
@@ -41,7 +42,7 @@ func (c *config) checkAbuse() problems {
 		// opposite of what someone who writes 0 wants.
 		bound[time.Duration]{"FRAUD_TRUSTED_FOR", c.FraudTrustedFor, 1, forever,
 			"must be positive (a short one, such as 1h, trusts a verified number little)"},
-		bound[time.Duration]{"CHALLENGE_TTL", c.ChallengeTTL, 10 * time.Second, time.Hour, "must be between 10s and 1h"})
+		bound[time.Duration]{"CHALLENGE_TTL", c.ChallengeTTL, 10 * time.Second, challenge.MaxTTL, "must be between 10s and 10m"})
 	checkBounds(&p, bound[int64]{"CHALLENGE_DIFFICULTY", c.ChallengeDifficulty, 1000, 100_000_000,
 		"must be between 1000 and 100000000 (hashes a solver tries at most)"})
 	if c.countries, _, err = abuse.ParseAllowedCountries(c.AllowedCountries); err != nil {
@@ -49,6 +50,9 @@ func (c *config) checkAbuse() problems {
 	}
 	if c.budgetMode, err = abuse.ParseBudgetMode(c.FraudBudgets); err != nil {
 		bad("FRAUD_BUDGETS", "%v", err)
+	}
+	if c.FraudAction != "refuse" && c.FraudAction != "tarpit" {
+		bad("FRAUD_ACTION", "must be refuse or tarpit, not %q", c.FraudAction)
 	}
 	if c.challengeMode, err = abuse.ParseChallengeMode(c.SendChallenge); err != nil {
 		bad("SEND_CHALLENGE", "%v", err)

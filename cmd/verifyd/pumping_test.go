@@ -11,7 +11,8 @@ import (
 
 // TestStepUpThroughRun: with SEND_CHALLENGE=always a send is answered
 // challenge_required with a challenge; its solution lets the send through
-// once; GET /api/challenge issues one a client can solve ahead.
+// once; GET /api/challenge issues one a client can solve ahead, which is
+// not bound to a send: it is answered with one that is.
 func TestStepUpThroughRun(t *testing.T) {
 	standin := twiliotest.NewServer(twiliotest.Options{})
 	defer standin.Close()
@@ -42,8 +43,13 @@ func TestStepUpThroughRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if status, got := in.post(t, "/api/request-otp", `{"phoneNumber":"+14155552672","altcha":"`+ahead+`"}`); status != 200 {
-		t.Errorf("with a solution fetched ahead = %d %v, want 200", status, got)
+	status, got = in.post(t, "/api/request-otp", `{"phoneNumber":"+14155552672","altcha":"`+ahead+`"}`)
+	if status != 403 || got["code"] != "challenge_failed" || got["challenge"] == nil {
+		t.Fatalf("with a solution fetched ahead = %d %v, want 403 challenge_failed with a bound challenge", status, got)
+	}
+	bound := solveFrom(t, got["challenge"])
+	if status, got := in.post(t, "/api/request-otp", `{"phoneNumber":"+14155552672","altcha":"`+bound+`"}`); status != 200 {
+		t.Errorf("with the bound challenge solved = %d %v, want 200", status, got)
 	}
 	if n := standin.Requests(); n != 2 {
 		t.Errorf("Twilio saw %d sends, want 2", n)

@@ -79,9 +79,20 @@ type BudgetDecision struct {
 	// what the rule allows; Sends and Approvals are the window's figures.
 	Unverified, Budget, Sends, Approvals int
 	// Action: allowed, trusted (verified before), shadow (over, let
-	// through), challenged, challenge_passed, challenge_failed, refused.
+	// through), challenged, challenge_passed, challenge_failed, refused,
+	// tarpit.
 	Action string
 	Mode   string // the budgets' mode: off, shadow, enforce
+	// Pressure is the tightest rule's unverified codes, this send
+	// included, over its budget: above 1 the scope is over its ceiling.
+	Pressure float64
+	// Converting reports a country whose recent sends get verified: it
+	// keeps the global brake's reserved share.
+	Converting bool
+	// Difficulty is the challenge's, when one was asked for.
+	Difficulty int64
+	// ceilings are the scope rules the reservation holds.
+	ceilings []limitedRule
 }
 
 // Logged reports whether a decision held something back, or would have:
@@ -99,9 +110,15 @@ var ErrChallengeRequired = &verify.Error{Kind: verify.KindForbidden, Code: "chal
 var ErrChallengeFailed = &verify.Error{Kind: verify.KindForbidden, Code: "challenge_failed",
 	Message: "The check that this request comes from a person did not pass. Please try again."}
 
-// ErrOverBudget refuses a send to a destination over its budget when no
-// step-up is possible.
+// ErrOverBudget refuses a send to a destination over its budget: a
+// ceiling, which no proof of work lifts.
 var ErrOverBudget = &verify.Error{Kind: verify.KindTooMany, Code: "destination_over_budget",
+	Message: "We cannot send codes to this destination right now. Please try again later."}
+
+// ErrTarpit is a send over its destination's ceiling with FRAUD_ACTION=
+// tarpit: the flow answers it as sent, and sends nothing. No person reads
+// it.
+var ErrTarpit = &verify.Error{Kind: verify.KindTooMany, Code: "tarpit",
 	Message: "We cannot send codes to this destination right now. Please try again later."}
 
 // scopes answers the country and prefix series of a number.
@@ -116,59 +133,99 @@ func (g *Guard) scopes(n verify.Number) (country, prefix string) {
 	return country, prefix
 }
 
-// judge decides whether a send to n is within its destination's budget.
+// stepUpShare is how close to its ceiling a scope must be (its unverified
+// codes, this send included, over its budget) for risk mode to ask a send
+// for a proof of work: a bot slows down before the ceiling, which no proof
+// lifts.
+const stepUpShare = 0.75
+
+// Converting scopes: a country whose last day's sends were verified at
+// least this often, with at least this many approvals, keeps the global
+// brake's reserved share.
+const (
+	convertingShare     = 0.5
+	convertingApprovals = 3
+)
+
+// unlimited is a ceiling rule's limit when it only records (a trusted
+// number, shadow mode): sends still count for the scope.
+const unlimited = 1 << 30
+
+// judge weighs a send to n against its destination's budgets: for each
+// scope (the country, the prefix) and window (hour, day), the unverified
+// codes the send would make against what the scope's approvals allow. It
+// answers the tightest rule and the ceilings the reservation must hold.
 func (g *Guard) judge(ctx context.Context, n verify.Number) (BudgetDecision, error) {
+	now := g.cfg.Now()
 	country, prefix := g.scopes(n)
 	d := BudgetDecision{Country: country, Scope: country, Action: "allowed"}
-	if trusted, err := g.cfg.Store.Marked(ctx, g.cfg.Now(), "trusted:"+g.hashKey(n.E164())); err != nil {
+	trusted, err := g.cfg.Store.Marked(ctx, now, "trusted:"+g.hashKey(n.E164()))
+	if err != nil {
 		return d, err
-	} else if trusted {
-		d.Action = "trusted"
-		return d, nil
 	}
-	t, err := g.cfg.Store.Read(ctx, g.cfg.Now(), "s:"+country, "a:"+country, "s:"+prefix, "a:"+prefix)
+	t, err := g.cfg.Store.Read(ctx, now, "a:"+country, "a:"+prefix)
 	if err != nil {
 		return d, err
 	}
 	b := g.cfg.Budgets
-	for _, sc := range []struct {
-		name       string
-		scope      string
-		sends, ok  Tally
-		floorDaily int
+	countryDaySends := 0
+	for i, sc := range []struct {
+		name, scope string
+		ok          Tally
+		floorDaily  int
 	}{
-		{"country", country, t[0], t[1], b.CountryFloor},
-		{"prefix", prefix, t[2], t[3], b.PrefixFloor},
+		{"country", country, t[0], b.CountryFloor},
+		{"prefix", prefix, t[1], b.PrefixFloor},
 	} {
 		// A day may have max(floor, 0.2 × the busiest approval day of the
 		// last two weeks) unverified codes; an hour max(floor/6, a sixth
 		// of that, 0.2 × the last hour's approvals).
 		day := max(sc.floorDaily, ceil(0.2*float64(max(sc.ok.MaxDay, sc.ok.Day))))
 		hour := max(ceil(float64(sc.floorDaily)/6), ceil(float64(day)/6), ceil(0.2*float64(sc.ok.Hour)))
-		if u := sc.sends.Hour - sc.ok.Hour; u+1 > hour {
-			return BudgetDecision{Country: country, Scope: sc.scope, Rule: sc.name + "_hour", Unverified: u, Budget: hour,
-				Sends: sc.sends.Hour, Approvals: sc.ok.Hour}, nil
+		for _, w := range []struct {
+			span              string
+			window            time.Duration
+			budget, approvals int
+		}{
+			{"hour", time.Hour, hour, sc.ok.Hour},
+			{"day", 24 * time.Hour, day, sc.ok.Day},
+		} {
+			key := "{verifyd}:rl:scope:" + sc.scope + ":" + w.span
+			sends, err := g.cfg.Store.Count(ctx, now, Rule{Key: key, Window: w.window})
+			if err != nil {
+				return d, err
+			}
+			if i == 0 && w.span == "day" {
+				countryDaySends = sends
+			}
+			u := sends - w.approvals
+			if p := float64(u+1) / float64(w.budget); p > d.Pressure {
+				d.Pressure, d.Scope, d.Rule = p, sc.scope, sc.name+"_"+w.span
+				d.Unverified, d.Budget, d.Sends, d.Approvals = u, w.budget, sends, w.approvals
+			}
+			// The ceiling, held by the reservation in the same atomic step
+			// as every other limit: sends < budget + approvals is
+			// unverified < budget. Approvals read a moment ago only grow,
+			// so the ceiling is never looser than the truth.
+			limit := w.budget + w.approvals
+			if trusted || b.Mode == BudgetsShadow {
+				limit = unlimited
+			}
+			d.ceilings = append(d.ceilings, limitedRule{Rule{Key: key, Limit: limit, Window: w.window}, ErrOverBudget})
 		}
-		if u := sc.sends.Day - sc.ok.Day; u+1 > day {
-			return BudgetDecision{Country: country, Scope: sc.scope, Rule: sc.name + "_day", Unverified: u, Budget: day,
-				Sends: sc.sends.Day, Approvals: sc.ok.Day}, nil
-		}
+	}
+	ok := t[0]
+	d.Converting = ok.Day >= convertingApprovals && float64(ok.Day) >= convertingShare*float64(countryDaySends)
+	if trusted {
+		d.Action = "trusted"
+	}
+	if d.Pressure < stepUpShare {
+		d.Rule = "" // within budget: no rule is near
 	}
 	return d, nil
 }
 
 func ceil(f float64) int { return int(math.Ceil(f)) }
-
-// recordSend counts a send that went out (or may have) to n's destination.
-func (g *Guard) recordSend(ctx context.Context, n verify.Number) {
-	if g.cfg.Budgets.Mode == BudgetsOff {
-		return
-	}
-	country, prefix := g.scopes(n)
-	if err := g.cfg.Store.Add(context.WithoutCancel(ctx), g.cfg.Now(), "s:"+country, "s:"+prefix); err != nil {
-		g.cfg.Logger.WarnContext(ctx, "fraud budget: could not count a send", "err", err)
-	}
-}
 
 // recordApproval counts an approval for n's destination and trusts n.
 func (g *Guard) recordApproval(ctx context.Context, n verify.Number) {

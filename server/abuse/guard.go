@@ -63,8 +63,12 @@ type Config struct {
 	// challenge, which Challenges issues and checks (nil: never).
 	Challenge  ChallengeMode
 	Challenges *challenge.Issuer
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Tarpit answers a send over its destination's ceiling as if it were
+	// sent, and sends nothing (FRAUD_ACTION=tarpit); otherwise it is
+	// refused.
+	Tarpit bool
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // ChallengeMode says when a send needs a proof-of-work step-up.
@@ -91,9 +95,15 @@ func ParseChallengeMode(s string) (ChallengeMode, error) {
 }
 
 // globalNearShare is how full the global brake's window must be for risk
-// mode to ask every send for a step-up: before it trips and refuses
-// everyone, make sending cost something.
-const globalNearShare = 0.8
+// mode to ask every send not from a trusted number for a step-up: before it
+// trips, make sending cost something.
+const globalNearShare = 0.5
+
+// brakeShare is the part of the global brake that scopes whose sends do not
+// get verified may fill: the rest is kept for the scopes that convert (and
+// numbers verified before), so an attack that fills the brake refuses its
+// own kind first.
+const brakeShare = 0.8
 
 // Guard decides whether a send or a check may go ahead: the flow asks it
 // at each of its steps (destination, step-up, limits) and tells it what
@@ -204,23 +214,30 @@ type Reservation struct {
 	test  bool
 	event string
 	// refundable are the keys a send that certainly did not go out gives
-	// back: the number's own limits and the global brake, which stand for
-	// money spent. The client's limit keeps it: refused sends are still
-	// attempts.
+	// back: the number's own limits, the global brake and its scopes'
+	// ceilings, which stand for money spent. The client's limit keeps it:
+	// refused sends are still attempts.
 	refundable []string
 }
 
-// ReserveSend takes a send's place under every limit it counts against, in
-// one atomic step, or refuses it (429 with the wait). A test number counts
-// only against its client's limit: it costs nothing.
-func (g *Guard) ReserveSend(ctx context.Context, to verify.Number, ip netip.Addr, test bool) (*Reservation, error) {
+// ReserveSend takes a send's place under every limit it counts against
+// (the number's cooldown and hourly ceiling, the global brake, the
+// destination's ceilings that d, the step-up's decision, names, the
+// client's ceiling) in one atomic step, or refuses it (429 with the wait).
+// A test number counts only against its client's limit: it costs nothing.
+func (g *Guard) ReserveSend(ctx context.Context, to verify.Number, ip netip.Addr, test bool, d BudgetDecision) (*Reservation, error) {
 	l := g.cfg.Limits
 	var rules []limitedRule
 	if !test {
 		phone := "{verifyd}:rl:phone:" + g.hashKey(to.E164())
 		rules = appendRule(rules, phone+":cooldown", 1, l.PhoneCooldown, ErrPhoneCooldown)
 		rules = appendRule(rules, phone+":hour", l.PhoneSendsPerHour, time.Hour, ErrPhoneLimit)
-		rules = appendRule(rules, "{verifyd}:rl:global:sends", l.GlobalSendsPerMinute, time.Minute, ErrGlobalLimit)
+		brake := l.GlobalSendsPerMinute
+		if brake > 0 && g.cfg.Budgets.Mode != BudgetsOff && !d.Converting && d.Action != "trusted" {
+			brake = max(1, ceil(brakeShare*float64(brake)))
+		}
+		rules = appendRule(rules, "{verifyd}:rl:global:sends", brake, time.Minute, ErrGlobalLimit)
+		rules = append(rules, d.ceilings...)
 	}
 	r := &Reservation{g: g, to: to, test: test, refundable: make([]string, 0, len(rules))}
 	for _, rule := range rules {
@@ -237,18 +254,29 @@ func (g *Guard) ReserveSend(ctx context.Context, to verify.Number, ip netip.Addr
 	return r, nil
 }
 
-// Settle tells the counters what came of the send: one that went out (or
-// may have) counts against its destination's budget; one that certainly
-// did not gives its places back, so that "a code was just sent" does not
-// answer a retry after a send that never happened. The caller may have
-// gone; the settling must not go with it.
-func (r *Reservation) Settle(ctx context.Context, sent bool) {
+// sidTTL is how long a verification's SID is remembered with its number:
+// past a code's ten minutes, with room for a clock's drift.
+const sidTTL = 15 * time.Minute
+
+// Settle tells the counters what came of the send of verification sid: one
+// that went out (or may have) keeps its places, and its SID is remembered
+// with its number, so that checks by SID count against the number; one
+// that certainly did not gives its places back, so that "a code was just
+// sent" does not answer a retry after a send that never happened. The
+// caller may have gone; the settling must not go with it.
+func (r *Reservation) Settle(ctx context.Context, sid string, sent bool) {
 	if r == nil || r.test {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
+	g := r.g
 	if sent {
-		r.g.recordSend(ctx, r.to)
+		if sid == "" {
+			return
+		}
+		if err := g.cfg.Store.Remember(ctx, g.cfg.Now(), "sid:"+g.hashKey(sid), g.hashKey(r.to.E164()), sidTTL); err != nil {
+			g.cfg.Logger.WarnContext(ctx, "abuse limiter: could not remember a verification's number", "err", err)
+		}
 		return
 	}
 	if r.event == "" || len(r.refundable) == 0 {
@@ -256,8 +284,8 @@ func (r *Reservation) Settle(ctx context.Context, sent bool) {
 	}
 	undoCtx, cancel := context.WithTimeout(ctx, refundTimeout)
 	defer cancel()
-	if err := r.g.cfg.Store.Undo(undoCtx, r.refundable, r.event); err != nil {
-		r.g.cfg.Logger.WarnContext(ctx, "abuse limiter: could not give back a send that did not go out", "err", err)
+	if err := g.cfg.Store.Undo(undoCtx, r.refundable, r.event); err != nil {
+		g.cfg.Logger.WarnContext(ctx, "abuse limiter: could not give back a send that did not go out", "err", err)
 	}
 }
 
@@ -273,13 +301,41 @@ func (g *Guard) ReserveCheck(ctx context.Context, to verify.Number, sid string, 
 	if ip.IsValid() {
 		rules = appendRule(rules, "{verifyd}:rl:ip:"+g.clientKey(ip)+":checks", g.cfg.Limits.IPChecksPerHour, time.Hour, ErrIPCheckLimit)
 	}
+	// By SID, the number the SID was sent to, when this store saw the
+	// send: guesses at one number count alike, however they name it.
 	target := "phone:" + g.hashKey(to.E164())
 	if to.IsZero() {
 		target = "sid:" + g.hashKey(sid)
+		if h, err := g.cfg.Store.Recall(ctx, g.cfg.Now(), "sid:"+g.hashKey(sid)); err == nil && h != "" {
+			target = "phone:" + h
+		}
 	}
 	rules = appendRule(rules, "{verifyd}:rl:"+target+":checks", g.cfg.Limits.PhoneChecksPerHour, time.Hour, ErrPhoneCheckLimit)
 	_, err := g.allow(ctx, rules, g.cfg.FailOpenChecks)
 	return err
+}
+
+// Tarpit remembers a send answered as sent but never sent (to n, as
+// verification sid), for a code's life: checks against it answer as a
+// wrong code.
+func (g *Guard) Tarpit(ctx context.Context, n verify.Number, sid string) {
+	ctx = context.WithoutCancel(ctx)
+	for _, k := range []string{"tarpit:" + g.hashKey(n.E164()), "tarpit:" + g.hashKey(sid)} {
+		if err := g.cfg.Store.Mark(ctx, g.cfg.Now(), k, sidTTL); err != nil {
+			g.cfg.Logger.WarnContext(ctx, "fraud: could not remember a tarpitted send", "err", err)
+		}
+	}
+}
+
+// Tarpitted reports whether a check of n (or, by SID, of sid) is of a
+// tarpitted send.
+func (g *Guard) Tarpitted(ctx context.Context, n verify.Number, sid string) bool {
+	key := "tarpit:" + g.hashKey(sid)
+	if !n.IsZero() {
+		key = "tarpit:" + g.hashKey(n.E164())
+	}
+	ok, err := g.cfg.Store.Marked(ctx, g.cfg.Now(), key)
+	return err == nil && ok
 }
 
 // Approved counts an approval for n's destination and trusts n: its
@@ -289,16 +345,21 @@ func (g *Guard) Approved(ctx context.Context, n verify.Number) {
 }
 
 // StepUp applies the conversion budgets and the challenge policy to a send
-// to n that came with proof ("" for none). It answers the decision it took,
-// for the flow's events, and an error when the send may not go ahead.
-func (g *Guard) StepUp(ctx context.Context, n verify.Number, proof string) (BudgetDecision, error) {
+// to n from the client at ip, that came with proof ("" for none). Over its
+// destination's ceiling a send is refused (or tarpitted) whatever proof it
+// brings; in the band below it, risk mode asks for a proof of work, harder
+// the closer the scope is, bound to this number and client, good for one
+// send. It answers the decision it took, for the flow's events and the
+// reservation, and an error when the send may not go ahead.
+func (g *Guard) StepUp(ctx context.Context, n verify.Number, ip netip.Addr, proof string) (BudgetDecision, error) {
+	mode := g.cfg.Budgets.Mode
 	need := g.cfg.Challenge == ChallengeAlways
 	country, _ := g.scopes(n)
-	d := BudgetDecision{Country: country, Scope: country, Action: "allowed", Mode: g.cfg.Budgets.Mode.String()}
+	d := BudgetDecision{Country: country, Scope: country, Action: "allowed", Mode: mode.String()}
 	if need {
 		d.Rule = "always"
 	}
-	if g.cfg.Budgets.Mode != BudgetsOff {
+	if mode != BudgetsOff {
 		jd, err := g.judge(ctx, n)
 		jd.Mode = d.Mode
 		switch {
@@ -308,18 +369,25 @@ func (g *Guard) StepUp(ctx context.Context, n verify.Number, proof string) (Budg
 			return BudgetDecision{}, nil
 		case err != nil:
 			// SEND_CHALLENGE=always holds whatever the store.
-		case jd.Rule == "":
-			jd.Rule = d.Rule // "always", if so
-			d = jd
 		default:
+			if jd.Rule == "" {
+				jd.Rule = d.Rule // "always", if so
+			}
 			d = jd
+			cause := func() error {
+				return fmt.Errorf("%s %s: %d unverified, budget %d", d.Rule, d.Scope, d.Unverified, d.Budget)
+			}
 			switch {
-			case g.cfg.Budgets.Mode == BudgetsShadow:
+			case d.Action == "trusted":
+			case d.Pressure > 1 && mode == BudgetsShadow:
 				d.Action = "shadow"
-			case g.cfg.Challenge == ChallengeNever:
+			case d.Pressure > 1 && g.cfg.Tarpit:
+				d.Action = "tarpit"
+				return d, ErrTarpit.With(cause(), 0)
+			case d.Pressure > 1:
 				d.Action = "refused"
-				return d, ErrOverBudget.With(fmt.Errorf("%s %s: %d unverified, budget %d", d.Rule, d.Scope, d.Unverified, d.Budget), time.Hour)
-			default:
+				return d, ErrOverBudget.With(cause(), time.Hour)
+			case d.Pressure >= stepUpShare && mode == BudgetsEnforce && g.cfg.Challenge == ChallengeRisk:
 				need = true
 			}
 		}
@@ -330,21 +398,36 @@ func (g *Guard) StepUp(ctx context.Context, n verify.Number, proof string) (Budg
 	if !need {
 		return d, nil
 	}
+	// Harder with the pressure: from the configured difficulty at the
+	// band's floor to four times it at the ceiling.
+	bind, base := g.bind(n, ip), g.cfg.Challenges.Difficulty()
+	over := min(max((d.Pressure-stepUpShare)/(1-stepUpShare), 0), 1)
+	d.Difficulty = base + int64(3*over*float64(base))
 	if proof == "" {
 		d.Action = "challenged"
-		return d, g.challengeError(ErrChallengeRequired, nil)
+		return d, g.challengeError(ErrChallengeRequired, nil, bind, d.Difficulty)
 	}
-	if err := g.cfg.Challenges.Verify(ctx, proof); err != nil {
+	if err := g.cfg.Challenges.Verify(ctx, proof, bind); err != nil {
 		d.Action = "challenge_failed"
-		return d, g.challengeError(ErrChallengeFailed, err)
+		return d, g.challengeError(ErrChallengeFailed, err, bind, d.Difficulty)
 	}
 	d.Action = "challenge_passed"
 	return d, nil
 }
 
-// challengeError answers e with a fresh challenge to solve.
-func (g *Guard) challengeError(e *verify.Error, cause error) error {
-	c, err := g.cfg.Challenges.New()
+// bind names what a challenge is for: this number, from this client.
+func (g *Guard) bind(n verify.Number, ip netip.Addr) string {
+	client := ""
+	if ip.IsValid() {
+		client = g.clientKey(ip)
+	}
+	return g.hashKey("challenge\x00" + n.E164() + "\x00" + client)
+}
+
+// challengeError answers e with a fresh challenge to solve, for bind at
+// difficulty.
+func (g *Guard) challengeError(e *verify.Error, cause error, bind string, difficulty int64) error {
+	c, err := g.cfg.Challenges.NewFor(bind, difficulty)
 	if err != nil {
 		return verify.ErrInternal.With(fmt.Errorf("new challenge: %w", err), 0)
 	}

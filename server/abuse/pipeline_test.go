@@ -9,6 +9,7 @@ import (
 	"verifyd/server/abuse"
 	"verifyd/server/flow"
 	"verifyd/server/verify"
+	"verifyd/server/verify/verifytest"
 )
 
 // pipeline runs the guard where verifyd runs it, at the steps of the flow,
@@ -16,7 +17,9 @@ import (
 // code reads as a pending verification.
 type pipeline struct {
 	*abuse.Guard
-	fl *flow.Flow
+	fl      *flow.Flow
+	clock   *verifytest.Clock // the guard's, when the test made one
+	backend *countingVerifier // what reached the backend, when the test counts it
 	// decisions are the step-up decisions the flow told its observer of.
 	mu        sync.Mutex
 	decisions []abuse.BudgetDecision

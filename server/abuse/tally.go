@@ -2,6 +2,7 @@ package abuse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -29,6 +30,10 @@ type Tallies interface {
 	// remembered at now. Redis keeps time by its own clock.
 	Mark(ctx context.Context, now time.Time, key string, ttl time.Duration) error
 	Marked(ctx context.Context, now time.Time, key string) (bool, error)
+	// Remember keeps value under key from now for ttl; Recall answers it
+	// ("" when none is kept at now).
+	Remember(ctx context.Context, now time.Time, key, value string, ttl time.Duration) error
+	Recall(ctx context.Context, now time.Time, key string) (string, error)
 }
 
 const (
@@ -72,14 +77,14 @@ func tallyOf(now time.Time, today, yesterday map[int]int, totals []int) Tally {
 type memoryTallies struct {
 	mu     sync.Mutex
 	series map[string]map[int]map[int]int // series → day → bucket → count; bucket -1 is the day's total
-	marks  map[string]time.Time
+	marks  map[string]mark
 	now    time.Time // of the last sweep
 }
 
 func (m *memoryTallies) init() {
 	if m.series == nil {
 		m.series = map[string]map[int]map[int]int{}
-		m.marks = map[string]time.Time{}
+		m.marks = map[string]mark{}
 	}
 }
 
@@ -125,25 +130,44 @@ func (s *MemoryStore) Read(_ context.Context, now time.Time, series ...string) (
 	return out, nil
 }
 
+// mark is a remembered value and when it is forgotten.
+type mark struct {
+	value string
+	until time.Time
+}
+
 // Mark implements Tallies.
-func (s *MemoryStore) Mark(_ context.Context, now time.Time, key string, ttl time.Duration) error {
+func (s *MemoryStore) Mark(ctx context.Context, now time.Time, key string, ttl time.Duration) error {
+	return s.Remember(ctx, now, key, "1", ttl)
+}
+
+// Marked implements Tallies.
+func (s *MemoryStore) Marked(ctx context.Context, now time.Time, key string) (bool, error) {
+	v, err := s.Recall(ctx, now, key)
+	return v != "", err
+}
+
+// Remember implements Tallies.
+func (s *MemoryStore) Remember(_ context.Context, now time.Time, key, value string, ttl time.Duration) error {
 	m := &s.tallies
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
 	m.sweep(now)
-	m.marks[key] = now.Add(ttl)
+	m.marks[key] = mark{value: value, until: now.Add(ttl)}
 	return nil
 }
 
-// Marked implements Tallies.
-func (s *MemoryStore) Marked(_ context.Context, now time.Time, key string) (bool, error) {
+// Recall implements Tallies.
+func (s *MemoryStore) Recall(_ context.Context, now time.Time, key string) (string, error) {
 	m := &s.tallies
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
-	until, ok := m.marks[key]
-	return ok && now.Before(until), nil
+	if mk, ok := m.marks[key]; ok && now.Before(mk.until) {
+		return mk.value, nil
+	}
+	return "", nil
 }
 
 // sweep drops days past keeping and expired marks, at most once a minute,
@@ -164,8 +188,8 @@ func (m *memoryTallies) sweep(now time.Time) {
 			delete(m.series, name)
 		}
 	}
-	for k, until := range m.marks {
-		if !now.Before(until) {
+	for k, mk := range m.marks {
+		if !now.Before(mk.until) {
 			delete(m.marks, k)
 		}
 	}
@@ -239,11 +263,28 @@ func buckets(h map[string]string) map[int]int {
 }
 
 // Mark implements Tallies.
-func (s *RedisStore) Mark(ctx context.Context, _ time.Time, key string, ttl time.Duration) error {
-	if err := s.client.Set(ctx, "{verifyd}:mark:"+key, "1", ttl).Err(); err != nil {
+func (s *RedisStore) Mark(ctx context.Context, now time.Time, key string, ttl time.Duration) error {
+	return s.Remember(ctx, now, key, "1", ttl)
+}
+
+// Remember implements Tallies.
+func (s *RedisStore) Remember(ctx context.Context, _ time.Time, key, value string, ttl time.Duration) error {
+	if err := s.client.Set(ctx, "{verifyd}:mark:"+key, value, ttl).Err(); err != nil {
 		return fmt.Errorf("redis mark: %w", err)
 	}
 	return nil
+}
+
+// Recall implements Tallies.
+func (s *RedisStore) Recall(ctx context.Context, _ time.Time, key string) (string, error) {
+	v, err := s.client.Get(ctx, "{verifyd}:mark:"+key).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("redis recall: %w", err)
+	}
+	return v, nil
 }
 
 // Marked implements Tallies.

@@ -93,25 +93,42 @@ func New(cfg Config) (*Issuer, error) {
 	return &Issuer{cfg: cfg}, nil
 }
 
-// New makes a challenge. Its salt carries the expiry and the difficulty,
-// both covered by the signature.
-func (i *Issuer) New() (Challenge, error) {
+// MaxTTL caps a challenge's life, however it is configured: a solution is
+// for the send it was asked for, not to be stockpiled.
+const MaxTTL = 10 * time.Minute
+
+// New makes an unbound challenge at the configured difficulty (for ALTCHA's
+// widget); a send needs one bound to it (NewFor).
+func (i *Issuer) New() (Challenge, error) { return i.NewFor("", i.cfg.MaxNumber) }
+
+// NewFor makes a challenge bound to bind (what the caller says it is for:
+// a number and a client, hashed) at difficulty maxNumber (at least the
+// configured one). Its salt carries the expiry, the difficulty and the
+// binding, all covered by the signature.
+func (i *Issuer) NewFor(bind string, maxNumber int64) (Challenge, error) {
+	maxNumber = max(maxNumber, i.cfg.MaxNumber)
 	raw := make([]byte, 12)
 	if _, err := rand.Read(raw); err != nil {
 		return Challenge{}, err
 	}
 	params := url.Values{}
-	params.Set("expires", strconv.FormatInt(i.cfg.Now().Add(i.cfg.TTL).Unix(), 10))
-	params.Set("maxnumber", strconv.FormatInt(i.cfg.MaxNumber, 10))
+	params.Set("expires", strconv.FormatInt(i.cfg.Now().Add(min(i.cfg.TTL, MaxTTL)).Unix(), 10))
+	params.Set("maxnumber", strconv.FormatInt(maxNumber, 10))
+	if bind != "" {
+		params.Set("for", bind)
+	}
 	// The trailing "&" keeps a number from being spliced into a parameter.
 	salt := hex.EncodeToString(raw) + "?" + params.Encode() + "&"
-	n, err := i.cfg.randNumber(i.cfg.MaxNumber)
+	n, err := i.cfg.randNumber(maxNumber)
 	if err != nil {
 		return Challenge{}, err
 	}
 	ch := hashHex(salt + strconv.FormatInt(n, 10))
-	return Challenge{Algorithm: Algorithm, Challenge: ch, MaxNumber: i.cfg.MaxNumber, Salt: salt, Signature: i.sign(ch)}, nil
+	return Challenge{Algorithm: Algorithm, Challenge: ch, MaxNumber: maxNumber, Salt: salt, Signature: i.sign(ch)}, nil
 }
+
+// Difficulty is the configured difficulty, the least a challenge has.
+func (i *Issuer) Difficulty() int64 { return i.cfg.MaxNumber }
 
 // The reasons a payload is refused.
 var (
@@ -120,11 +137,13 @@ var (
 	ErrExpired    = errors.New("challenge: expired")
 	ErrDifficulty = errors.New("challenge: issued at another difficulty")
 	ErrReplayed   = errors.New("challenge: solution already used")
+	ErrUnbound    = errors.New("challenge: solved for another send")
 )
 
-// Verify checks a payload (base64 JSON, as the widget posts it) and spends
-// it: a second Verify of the same solution answers ErrReplayed.
-func (i *Issuer) Verify(ctx context.Context, payload string) error {
+// Verify checks a payload (base64 JSON, as the widget posts it) made for
+// bind ("" for an unbound one) and spends it: a second Verify of the same
+// solution answers ErrReplayed, on any instance that shares the Spent.
+func (i *Issuer) Verify(ctx context.Context, payload, bind string) error {
 	if len(payload) > 2048 {
 		return ErrMalformed
 	}
@@ -148,6 +167,14 @@ func (i *Issuer) Verify(ctx context.Context, payload string) error {
 	expires, err := strconv.ParseInt(params.Get("expires"), 10, 64)
 	if err != nil || !i.cfg.Now().Before(time.Unix(expires, 0)) {
 		return ErrExpired
+	}
+	// Signed here, so never longer; checked all the same, should a key
+	// ever have signed one.
+	if time.Unix(expires, 0).Sub(i.cfg.Now()) > MaxTTL {
+		return ErrExpired
+	}
+	if subtle.ConstantTimeCompare([]byte(params.Get("for")), []byte(bind)) != 1 {
+		return ErrUnbound
 	}
 	if max, err := strconv.ParseInt(params.Get("maxnumber"), 10, 64); err != nil || max < i.cfg.MaxNumber {
 		return ErrDifficulty

@@ -52,10 +52,10 @@ func TestChallenge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := iss.Verify(ctx, solution); err != nil {
+	if err := iss.Verify(ctx, solution, ""); err != nil {
 		t.Fatalf("Verify(a solution) = %v", err)
 	}
-	if err := iss.Verify(ctx, solution); !errors.Is(err, challenge.ErrReplayed) {
+	if err := iss.Verify(ctx, solution, ""); !errors.Is(err, challenge.ErrReplayed) {
 		t.Errorf("Verify(the same solution again) = %v, want %v", err, challenge.ErrReplayed)
 	}
 
@@ -63,14 +63,14 @@ func TestChallenge(t *testing.T) {
 	late, _ := iss.New()
 	lateSolution, _ := challenge.Solve(late)
 	clk.Advance(5*time.Minute + time.Second)
-	if err := iss.Verify(ctx, lateSolution); !errors.Is(err, challenge.ErrExpired) {
+	if err := iss.Verify(ctx, lateSolution, ""); !errors.Is(err, challenge.ErrExpired) {
 		t.Errorf("Verify(an expired solution) = %v, want %v", err, challenge.ErrExpired)
 	}
 
 	// Issued at a lower difficulty than is asked now.
 	easy, _ := newIssuer(t, clk, 1000).New()
 	easySolution, _ := challenge.Solve(easy)
-	if err := iss.Verify(ctx, easySolution); !errors.Is(err, challenge.ErrDifficulty) {
+	if err := iss.Verify(ctx, easySolution, ""); !errors.Is(err, challenge.ErrDifficulty) {
 		t.Errorf("Verify(a solution at a lower difficulty) = %v, want %v", err, challenge.ErrDifficulty)
 	}
 
@@ -89,17 +89,17 @@ func TestChallenge(t *testing.T) {
 		q := p
 		mutate(&q)
 		b, _ := json.Marshal(q)
-		if err := iss.Verify(ctx, base64.StdEncoding.EncodeToString(b)); err == nil {
+		if err := iss.Verify(ctx, base64.StdEncoding.EncodeToString(b), ""); err == nil {
 			t.Errorf("Verify(%s) = nil, want a refusal", name)
 		}
 	}
 	for _, junk := range []string{"", "not base64!", base64.StdEncoding.EncodeToString([]byte("{")), strings.Repeat("A", 4096)} {
-		if err := iss.Verify(ctx, junk); !errors.Is(err, challenge.ErrMalformed) {
+		if err := iss.Verify(ctx, junk, ""); !errors.Is(err, challenge.ErrMalformed) {
 			t.Errorf("Verify(%.20q) = %v, want %v", junk, err, challenge.ErrMalformed)
 		}
 	}
 	// The untouched solution still works once.
-	if err := iss.Verify(ctx, good); err != nil {
+	if err := iss.Verify(ctx, good, ""); err != nil {
 		t.Errorf("Verify(the good solution) = %v", err)
 	}
 }
@@ -114,5 +114,41 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		if _, err := challenge.New(cfg); err == nil {
 			t.Errorf("New(%+v) = nil error", cfg)
 		}
+	}
+}
+
+// TestChallengeIsBoundAndShortLived: a challenge made for one send is
+// refused for another, or unbound; its difficulty is at least the
+// configured one; and its life is capped at MaxTTL whatever the TTL.
+func TestChallengeIsBoundAndShortLived(t *testing.T) {
+	clk := verifytest.NewClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	iss, err := challenge.New(challenge.Config{Key: []byte(strings.Repeat("k", 32)), MaxNumber: 1000,
+		TTL: time.Hour, Spent: memorySpent(), Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c, err := iss.NewFor("number-a|client-1", 4000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxNumber != 4000 || !strings.Contains(c.Salt, "for=number-a%7Cclient-1") {
+		t.Errorf("bound challenge %+v, want difficulty 4000 and the binding in its salt", c)
+	}
+	if easy, _ := iss.NewFor("x", 10); easy.MaxNumber != 1000 {
+		t.Errorf("NewFor below the configured difficulty gave %d, want 1000", easy.MaxNumber)
+	}
+	solution, err := challenge.Solve(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, other := range []string{"number-b|client-1", "number-a|client-2", ""} {
+		if err := iss.Verify(ctx, solution, other); !errors.Is(err, challenge.ErrUnbound) {
+			t.Errorf("Verify for %q = %v, want %v", other, err, challenge.ErrUnbound)
+		}
+	}
+	clk.Advance(challenge.MaxTTL + time.Second) // the configured hour is not honoured
+	if err := iss.Verify(ctx, solution, "number-a|client-1"); !errors.Is(err, challenge.ErrExpired) {
+		t.Errorf("Verify after MaxTTL = %v, want %v", err, challenge.ErrExpired)
 	}
 }

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	"verifyd/server/abuse"
@@ -49,8 +50,11 @@ func (Shed) event()    {}
 // Outcome names how a send or a check ended, for the metrics: sent,
 // approved, wrong_code, or the failure's class.
 func (e Started) Outcome() string {
-	if e.Err == nil {
+	switch {
+	case e.Err == nil:
 		return "sent"
+	case errors.Is(e.Err, abuse.ErrTarpit):
+		return "tarpitted" // answered as sent; nothing went out
 	}
 	return failure(e.Err)
 }

@@ -17,6 +17,8 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"sync"
+	"time"
 
 	"verifyd/server/abuse"
 	"verifyd/server/receipt"
@@ -40,16 +42,21 @@ type Policy interface {
 // StepUp applies the conversion budgets and the proof-of-work challenge to
 // a send, and answers the decision it took (abuse.Guard).
 type StepUp interface {
-	StepUp(ctx context.Context, n verify.Number, proof string) (abuse.BudgetDecision, error)
+	StepUp(ctx context.Context, n verify.Number, ip netip.Addr, proof string) (abuse.BudgetDecision, error)
 }
 
 // Limits count sends and checks against their ceilings (abuse.Guard). A
-// send reserves its places before the backend is called and settles them
-// after; Approved tells the budgets of a verified number.
+// send reserves its places (the ceilings the step-up's decision names
+// among them) before the backend is called and settles them after;
+// Approved tells the budgets of a verified number. A send over its
+// destination's ceiling may be tarpitted: answered as sent, never sent,
+// and remembered so that checks of it answer as a wrong code.
 type Limits interface {
-	ReserveSend(ctx context.Context, n verify.Number, ip netip.Addr, test bool) (*abuse.Reservation, error)
+	ReserveSend(ctx context.Context, n verify.Number, ip netip.Addr, test bool, d abuse.BudgetDecision) (*abuse.Reservation, error)
 	ReserveCheck(ctx context.Context, n verify.Number, sid string, ip netip.Addr) error
 	Approved(ctx context.Context, n verify.Number)
+	Tarpit(ctx context.Context, n verify.Number, sid string)
+	Tarpitted(ctx context.Context, n verify.Number, sid string) bool
 }
 
 // Gate bounds the calls in flight to the backend (verify.Gate).
@@ -90,6 +97,9 @@ type Flow struct {
 	gate     Gate
 	receipts *receipt.Issuer
 	observer Observer
+	// sendDelay is how long a send to the backend usually takes, so that a
+	// tarpitted send answers after as long.
+	sendDelay delay
 }
 
 // New checks cfg.
@@ -174,4 +184,33 @@ func (noTestNumbers) Start(verify.Number, verify.Channel) verify.Verification {
 }
 func (noTestNumbers) Check(verify.CheckRequest) (verify.Verification, bool) {
 	return verify.Verification{}, false
+}
+
+// delay is a moving average of durations, safe for concurrent use.
+type delay struct {
+	mu  sync.Mutex
+	avg time.Duration
+}
+
+// defaultSendDelay is a send's delay before any was measured: about what
+// Twilio takes.
+const defaultSendDelay = 300 * time.Millisecond
+
+func (d *delay) observe(took time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.avg == 0 {
+		d.avg = took
+		return
+	}
+	d.avg += (took - d.avg) / 16
+}
+
+func (d *delay) get() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.avg == 0 {
+		return defaultSendDelay
+	}
+	return d.avg
 }

@@ -50,11 +50,11 @@ func (s *steps) Destination(n verify.Number, ch verify.Channel, test bool) error
 	return s.log("destination")
 }
 
-func (s *steps) StepUp(_ context.Context, n verify.Number, proof string) (abuse.BudgetDecision, error) {
+func (s *steps) StepUp(_ context.Context, n verify.Number, ip netip.Addr, proof string) (abuse.BudgetDecision, error) {
 	return abuse.BudgetDecision{Country: n.Region(), Action: "allowed"}, s.log("step-up")
 }
 
-func (s *steps) ReserveSend(_ context.Context, n verify.Number, ip netip.Addr, test bool) (*abuse.Reservation, error) {
+func (s *steps) ReserveSend(_ context.Context, n verify.Number, ip netip.Addr, test bool, d abuse.BudgetDecision) (*abuse.Reservation, error) {
 	// No reservation: the settling of a real one is abuse's own test
 	// (TestGuardHonestCounting), through this flow.
 	return nil, s.log("reserve-send")
@@ -65,6 +65,12 @@ func (s *steps) ReserveCheck(_ context.Context, n verify.Number, sid string, ip 
 }
 
 func (s *steps) Approved(_ context.Context, n verify.Number) { s.log("approved " + n.E164()) }
+
+func (s *steps) Tarpit(_ context.Context, n verify.Number, sid string) { s.log("tarpit") }
+
+func (s *steps) Tarpitted(_ context.Context, n verify.Number, sid string) bool {
+	return s.log("tarpitted?") != nil // refuse["tarpitted?"] set: this check is of a tarpitted send
+}
 
 func (s *steps) Enter(context.Context) (func(), error) {
 	if err := s.log("gate"); err != nil {
@@ -234,7 +240,7 @@ func TestCheckBySIDReadsTheAnswersNumber(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Check = %v", err)
 	}
-	want := []string{"reserve-check", "gate", "backend-check", "leave", "approved +447400123456"}
+	want := []string{"reserve-check", "tarpitted?", "gate", "backend-check", "leave", "approved +447400123456"}
 	if got := s.got(); !slices.Equal(got, want) {
 		t.Errorf("steps = %v, want %v", got, want)
 	}

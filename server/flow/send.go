@@ -2,8 +2,13 @@ package flow
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"net/netip"
+	"time"
 
+	"verifyd/server/abuse"
 	"verifyd/server/verify"
 )
 
@@ -58,7 +63,14 @@ func (f *Flow) Start(ctx context.Context, in Start) (out Sent, err error) {
 		return Sent{}, err
 	}
 	// From here on, every outcome is an event.
-	defer func() { f.observer.Observe(ctx, Started{Channel: channel, Country: country(to), Err: err}) }()
+	tarpitted := false
+	defer func() {
+		e := err
+		if tarpitted && e == nil {
+			e = abuse.ErrTarpit // answered as sent; counted as what it was
+		}
+		f.observer.Observe(ctx, Started{Channel: channel, Country: country(to), Err: e})
+	}()
 
 	// 2. Test numbers cost nothing: no number-type policy, no step-up, and
 	// only the client's limit.
@@ -74,20 +86,30 @@ func (f *Flow) Start(ctx context.Context, in Start) (out Sent, err error) {
 	// 4. The step-up: conversion budgets and the proof-of-work challenge.
 	// Before the limits, so that a refused or challenged attempt does not
 	// use up the global brake every honest user shares.
+	// Over its destination's ceiling a send is refused, or tarpitted:
+	// answered as sent, after a send's usual delay, and never sent.
+	var d abuse.BudgetDecision
 	if f.stepUp != nil && !test {
-		d, err := f.stepUp.StepUp(ctx, to, in.Proof)
+		d, err = f.stepUp.StepUp(ctx, to, in.ClientIP, in.Proof)
 		if d.Action != "" {
 			f.observer.Observe(ctx, Decided{Decision: d})
+		}
+		if errors.Is(err, abuse.ErrTarpit) && f.limits != nil {
+			tarpitted = true
+			return f.tarpit(ctx, to, channel, locale)
 		}
 		if err != nil {
 			return Sent{}, err
 		}
 	}
 
-	// 5. The limits: a place reserved under each, in one atomic step.
-	var res interface{ Settle(context.Context, bool) }
+	// 5. The limits: a place reserved under each (the number, the client,
+	// the global brake, the destination's ceilings), in one atomic step.
+	var res interface {
+		Settle(ctx context.Context, sid string, sent bool)
+	}
 	if f.limits != nil {
-		r, err := f.limits.ReserveSend(ctx, to, in.ClientIP, test)
+		r, err := f.limits.ReserveSend(ctx, to, in.ClientIP, test, d)
 		if err != nil {
 			return Sent{}, err
 		}
@@ -100,14 +122,19 @@ func (f *Flow) Start(ctx context.Context, in Start) (out Sent, err error) {
 	if test {
 		v = f.tests.Start(to, channel)
 	} else {
+		began := time.Now()
 		v, err = call(ctx, f, f.backend.Start, verify.StartRequest{To: to, Channel: channel, Locale: locale,
 			ClientIP: in.ClientIP, Proof: in.Proof})
+		if err == nil {
+			f.sendDelay.observe(time.Since(began))
+		}
 	}
 
-	// 7. Settle: a send that went out (or may have) counts; one that
-	// certainly did not gives its places back.
+	// 7. Settle: a send that went out (or may have) counts, and its SID is
+	// remembered with its number; one that certainly did not gives its
+	// places back.
 	if res != nil {
-		res.Settle(ctx, err == nil || verify.MaybeSent(err))
+		res.Settle(ctx, v.SID, err == nil || verify.MaybeSent(err))
 	}
 	if err != nil {
 		if e := verify.AsError(err); (e.Kind == verify.KindTimeout || e.Kind == verify.KindUnavailable) && verify.MaybeSent(e) {
@@ -121,4 +148,22 @@ func (f *Flow) Start(ctx context.Context, in Start) (out Sent, err error) {
 	}
 	return Sent{To: to, SID: v.SID, Status: v.Status, Channel: channel, Locale: locale,
 		SendAttempts: v.SendAttempts}, nil
+}
+
+// tarpit answers a send over its destination's ceiling as a send would,
+// after a send's usual delay, with a verification SID of its own, and
+// sends nothing; checks of it answer as a wrong code (see Check).
+func (f *Flow) tarpit(ctx context.Context, to verify.Number, channel verify.Channel, locale string) (Sent, error) {
+	var b [16]byte
+	rand.Read(b[:]) // never fails: crypto/rand crashes the program instead
+	sid := "VE" + hex.EncodeToString(b[:])
+	f.limits.Tarpit(ctx, to, sid)
+	t := time.NewTimer(f.sendDelay.get())
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return Sent{}, verify.ErrClientGone.With(ctx.Err(), 0)
+	}
+	return Sent{To: to, SID: sid, Status: verify.StatusPending, Channel: channel, Locale: locale, SendAttempts: 1}, nil
 }
