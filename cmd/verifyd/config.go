@@ -15,6 +15,7 @@ import (
 
 	"verifyd/server"
 	"verifyd/server/abuse"
+	"verifyd/server/challenge"
 	"verifyd/server/receipt"
 	"verifyd/server/twiliohttp"
 	"verifyd/server/verify"
@@ -73,24 +74,24 @@ type config struct {
 
 	TrustedProxies         []string      `env:"TRUSTED_PROXIES"`
 	RedisURL               secret        `env:"REDIS_URL"`
-	LimitPhoneCooldown     time.Duration `env:"LIMIT_PHONE_COOLDOWN" envDefault:"30s"`
-	LimitPhoneSendsPerHour int           `env:"LIMIT_PHONE_SENDS_PER_HOUR" envDefault:"5"`
-	LimitIPSendsPerHour    int           `env:"LIMIT_IP_SENDS_PER_HOUR" envDefault:"20"`
-	LimitIPChecksPerHour   int           `env:"LIMIT_IP_CHECKS_PER_HOUR" envDefault:"60"`
-	LimitGlobalSendsPerMin int           `env:"LIMIT_GLOBAL_SENDS_PER_MINUTE" envDefault:"60"`
-	LimitPhoneChecksPerHr  int           `env:"LIMIT_PHONE_CHECKS_PER_HOUR" envDefault:"15"`
-	LimitIPv6Prefix        int           `env:"LIMIT_IPV6_PREFIX" envDefault:"64"`
+	LimitPhoneCooldown     time.Duration `env:"LIMIT_PHONE_COOLDOWN"`
+	LimitPhoneSendsPerHour int           `env:"LIMIT_PHONE_SENDS_PER_HOUR"`
+	LimitIPSendsPerHour    int           `env:"LIMIT_IP_SENDS_PER_HOUR"`
+	LimitIPChecksPerHour   int           `env:"LIMIT_IP_CHECKS_PER_HOUR"`
+	LimitGlobalSendsPerMin int           `env:"LIMIT_GLOBAL_SENDS_PER_MINUTE"`
+	LimitPhoneChecksPerHr  int           `env:"LIMIT_PHONE_CHECKS_PER_HOUR"`
+	LimitIPv6Prefix        int           `env:"LIMIT_IPV6_PREFIX"`
 	LimitKeySecret         secret        `env:"LIMIT_KEY_SECRET"`
 
 	FraudBudgets           string        `env:"FRAUD_BUDGETS" envDefault:"enforce"`
-	FraudCountryFloor      int           `env:"FRAUD_COUNTRY_FLOOR" envDefault:"60"`
-	FraudPrefixFloor       int           `env:"FRAUD_PREFIX_FLOOR" envDefault:"20"`
-	FraudPrefixDigits      int           `env:"FRAUD_PREFIX_DIGITS" envDefault:"3"`
-	FraudTrustedFor        time.Duration `env:"FRAUD_TRUSTED_FOR" envDefault:"2160h"`
+	FraudCountryFloor      int           `env:"FRAUD_COUNTRY_FLOOR"`
+	FraudPrefixFloor       int           `env:"FRAUD_PREFIX_FLOOR"`
+	FraudPrefixDigits      int           `env:"FRAUD_PREFIX_DIGITS"`
+	FraudTrustedFor        time.Duration `env:"FRAUD_TRUSTED_FOR"`
 	FraudAction            string        `env:"FRAUD_ACTION" envDefault:"refuse"`
 	SendChallenge          string        `env:"SEND_CHALLENGE" envDefault:"risk"`
-	ChallengeDifficulty    int64         `env:"CHALLENGE_DIFFICULTY" envDefault:"50000"`
-	ChallengeTTL           time.Duration `env:"CHALLENGE_TTL" envDefault:"5m"`
+	ChallengeDifficulty    int64         `env:"CHALLENGE_DIFFICULTY"`
+	ChallengeTTL           time.Duration `env:"CHALLENGE_TTL"`
 	LimitFailOpenSends     bool          `env:"LIMIT_FAIL_OPEN_SENDS" envDefault:"false"`
 	LimitFailOpenChecks    bool          `env:"LIMIT_FAIL_OPEN_CHECKS" envDefault:"true"`
 	AllowedCountries       []string      `env:"ALLOWED_COUNTRIES"`
@@ -135,7 +136,7 @@ func (s secret) LogValue() slog.Value          { return slog.StringValue("[redac
 // loadConfig reads and checks the configuration. Its error names every bad
 // variable, one per line, so an operator fixes them all in one go.
 func loadConfig(environ []string) (config, error) {
-	var cfg config
+	cfg := defaultConfig()
 	vars := envMap(environ)
 	var problems []string
 	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
@@ -146,6 +147,28 @@ func loadConfig(environ []string) (config, error) {
 		return cfg, fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
 	}
 	return cfg, nil
+}
+
+// defaultConfig is where the settings whose defaults their packages own
+// start from: a variable that is set replaces its field, an unset one
+// leaves the package's default.
+func defaultConfig() config {
+	l, b := abuse.DefaultLimits(), abuse.DefaultBudgets()
+	return config{
+		LimitPhoneCooldown:     l.PhoneCooldown,
+		LimitPhoneSendsPerHour: l.PhoneSendsPerHour,
+		LimitIPSendsPerHour:    l.IPSendsPerHour,
+		LimitIPChecksPerHour:   l.IPChecksPerHour,
+		LimitGlobalSendsPerMin: l.GlobalSendsPerMinute,
+		LimitPhoneChecksPerHr:  l.PhoneChecksPerHour,
+		LimitIPv6Prefix:        l.IPv6Prefix,
+		FraudCountryFloor:      b.CountryFloor,
+		FraudPrefixFloor:       b.PrefixFloor,
+		FraudPrefixDigits:      b.PrefixDigits,
+		FraudTrustedFor:        b.TrustedFor,
+		ChallengeDifficulty:    challenge.DefaultDifficulty,
+		ChallengeTTL:           challenge.DefaultTTL,
+	}
 }
 
 func envMap(environ []string) map[string]string {

@@ -1,6 +1,7 @@
 package abuse
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -55,19 +56,19 @@ type Budgets struct {
 	TrustedFor time.Duration
 }
 
+// DefaultBudgets are the budgets verifyd enforces unless told otherwise:
+// written here once; the configuration starts from them.
+func DefaultBudgets() Budgets {
+	return Budgets{Mode: BudgetsEnforce, CountryFloor: 60, PrefixFloor: 20, PrefixDigits: 3, TrustedFor: 90 * 24 * time.Hour}
+}
+
+// defaults fills what b leaves unset from DefaultBudgets.
 func (b *Budgets) defaults() {
-	if b.CountryFloor == 0 {
-		b.CountryFloor = 60
-	}
-	if b.PrefixFloor == 0 {
-		b.PrefixFloor = 20
-	}
-	if b.PrefixDigits == 0 {
-		b.PrefixDigits = 3
-	}
-	if b.TrustedFor == 0 {
-		b.TrustedFor = 90 * 24 * time.Hour
-	}
+	d := DefaultBudgets()
+	b.CountryFloor = cmp.Or(b.CountryFloor, d.CountryFloor)
+	b.PrefixFloor = cmp.Or(b.PrefixFloor, d.PrefixFloor)
+	b.PrefixDigits = cmp.Or(b.PrefixDigits, d.PrefixDigits)
+	b.TrustedFor = cmp.Or(b.TrustedFor, d.TrustedFor)
 }
 
 // BudgetDecision is one budget decision, for the log and the metrics.

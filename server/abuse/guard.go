@@ -40,6 +40,20 @@ type Limits struct {
 	IPv6Prefix int
 }
 
+// DefaultLimits are the limits verifyd runs with unless told otherwise:
+// written here once; the configuration starts from them.
+func DefaultLimits() Limits {
+	return Limits{
+		PhoneCooldown:        30 * time.Second,
+		PhoneSendsPerHour:    5,
+		IPSendsPerHour:       20,
+		IPChecksPerHour:      60,
+		GlobalSendsPerMinute: 60,
+		PhoneChecksPerHour:   15,
+		IPv6Prefix:           DefaultIPv6Prefix,
+	}
+}
+
 // Config configures a Guard.
 type Config struct {
 	Store  Store // default: a MemoryStore

@@ -53,6 +53,13 @@ type Payload struct {
 // true the first time it sees id, false after. abuse's stores do this.
 type Spent func(ctx context.Context, id string, until time.Time) (first bool, err error)
 
+// The defaults verifyd runs with unless told otherwise (CHALLENGE_DIFFICULTY,
+// CHALLENGE_TTL): written here once; the configuration starts from them.
+const (
+	DefaultDifficulty = 50_000
+	DefaultTTL        = 5 * time.Minute
+)
+
 // Config configures an Issuer.
 type Config struct {
 	Key        []byte        // signs challenges; shared by every instance

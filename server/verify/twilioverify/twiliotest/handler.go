@@ -3,6 +3,7 @@ package twiliotest
 import (
 	"context"
 	"crypto/subtle"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -65,6 +66,7 @@ type Handler struct {
 	mu       sync.Mutex
 	store    store
 	failures map[string]*Failure
+	sent     map[string]int // messages sent (starts that answered 201), by number
 }
 
 // NewHandler builds a stand-in without serving it; Options.TLS is ignored.
@@ -79,6 +81,7 @@ func NewHandler(opts Options) *Handler {
 		ttl:        opts.CodeTTL,
 		done:       make(chan struct{}),
 		failures:   make(map[string]*Failure),
+		sent:       make(map[string]int),
 	}
 	if h.accountSID == "" {
 		h.accountSID = "AC" + randomHex()
@@ -137,6 +140,15 @@ func (h *Handler) SetFailure(to string, f *Failure) {
 
 // SetLatency changes the delay before each answer.
 func (h *Handler) SetLatency(d time.Duration) { h.latency.Store(int64(d)) }
+
+// Sent answers how many messages the stand-in sent (starts it answered
+// 201, resends included) to each number: what a pumping attack is paid
+// for.
+func (h *Handler) Sent() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.sent)
+}
 
 // Requests counts the requests received, whatever their answer.
 func (h *Handler) Requests() int64 { return h.requests.Load() }

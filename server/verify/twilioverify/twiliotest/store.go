@@ -165,6 +165,7 @@ func (h *Handler) start(base string, get func(string) string) answer {
 	// another channel.
 	v.channel = channel
 	v.updated = now
+	h.sent[to]++
 	v.sends = append(v.sends, sendAttempt{
 		Time: now.Format(time.RFC3339), Channel: attemptChannel(channel), AttemptSID: "VL" + randomHex(),
 	})
