@@ -148,6 +148,16 @@ const (
 	convertingApprovals = 3
 )
 
+// reservedShare is how much higher a converting prefix's country ceilings
+// are than the rest of the country's, as a share of the budget.
+const reservedShare = 0.5
+
+// converting reports a scope whose last day's sends were verified at least
+// convertingShare of the time, with at least convertingApprovals approvals.
+func converting(approvals Tally, daySends int) bool {
+	return approvals.Day >= convertingApprovals && float64(approvals.Day) >= convertingShare*float64(daySends)
+}
+
 // unlimited is a ceiling rule's limit when it only records (a trusted
 // number, shadow mode): sends still count for the scope.
 const unlimited = 1 << 30
@@ -169,6 +179,15 @@ func (g *Guard) judge(ctx context.Context, n verify.Number) (BudgetDecision, err
 		return d, err
 	}
 	b := g.cfg.Budgets
+	// A prefix whose recent sends get verified keeps a reserved share of
+	// its country's ceilings: an attack on the country's other prefixes
+	// fills only the rest, and the honest people of a converting prefix are
+	// not refused for it.
+	prefixDaySends, err := g.cfg.Store.Count(ctx, now, Rule{Key: "{verifyd}:rl:scope:" + prefix + ":day", Window: 24 * time.Hour})
+	if err != nil {
+		return d, err
+	}
+	spared := converting(t[1], prefixDaySends)
 	countryDaySends := 0
 	for i, sc := range []struct {
 		name, scope string
@@ -192,31 +211,36 @@ func (g *Guard) judge(ctx context.Context, n verify.Number) (BudgetDecision, err
 			{"day", 24 * time.Hour, day, sc.ok.Day},
 		} {
 			key := "{verifyd}:rl:scope:" + sc.scope + ":" + w.span
-			sends, err := g.cfg.Store.Count(ctx, now, Rule{Key: key, Window: w.window})
-			if err != nil {
-				return d, err
+			sends := prefixDaySends
+			if key != "{verifyd}:rl:scope:"+prefix+":day" {
+				if sends, err = g.cfg.Store.Count(ctx, now, Rule{Key: key, Window: w.window}); err != nil {
+					return d, err
+				}
 			}
 			if i == 0 && w.span == "day" {
 				countryDaySends = sends
 			}
+			budget := w.budget
+			if i == 0 && spared {
+				budget += ceil(reservedShare * float64(w.budget))
+			}
 			u := sends - w.approvals
-			if p := float64(u+1) / float64(w.budget); p > d.Pressure {
+			if p := float64(u+1) / float64(budget); p > d.Pressure {
 				d.Pressure, d.Scope, d.Rule = p, sc.scope, sc.name+"_"+w.span
-				d.Unverified, d.Budget, d.Sends, d.Approvals = u, w.budget, sends, w.approvals
+				d.Unverified, d.Budget, d.Sends, d.Approvals = u, budget, sends, w.approvals
 			}
 			// The ceiling, held by the reservation in the same atomic step
 			// as every other limit: sends < budget + approvals is
 			// unverified < budget. Approvals read a moment ago only grow,
 			// so the ceiling is never looser than the truth.
-			limit := w.budget + w.approvals
+			limit := budget + w.approvals
 			if trusted || b.Mode == BudgetsShadow {
 				limit = unlimited
 			}
 			d.ceilings = append(d.ceilings, limitedRule{Rule{Key: key, Limit: limit, Window: w.window}, ErrOverBudget})
 		}
 	}
-	ok := t[0]
-	d.Converting = ok.Day >= convertingApprovals && float64(ok.Day) >= convertingShare*float64(countryDaySends)
+	d.Converting = converting(t[0], countryDaySends)
 	if trusted {
 		d.Action = "trusted"
 	}

@@ -471,3 +471,46 @@ func TestTarpit(t *testing.T) {
 		}
 	})
 }
+
+// TestConvertingPrefixKeepsItsShare: an attack on a country's other
+// prefixes fills the country's ceiling, and honest people in a prefix whose
+// sends get verified still get their codes.
+func TestConvertingPrefixKeepsItsShare(t *testing.T) {
+	stores(t, func(t *testing.T, store abuse.Store) {
+		// Country floor 12 a day: 2 unverified an hour.
+		g, _ := newBudgetGuardFloors(t, store, abuse.ChallengeNever, 0, 12, 600)
+		ctx := context.Background()
+		honest := func(i int) error {
+			n := fmt.Sprintf("+1415555%04d", i)
+			if err := start(g, n, netipAddr(100+i)); err != nil {
+				return err
+			}
+			_, err := g.Check(ctx, verify.CheckRequest{To: verifytest.Number(n), Code: "123456", ClientIP: netipAddr(100 + i)})
+			return err
+		}
+		for i := range 3 { // +1415 converts
+			if err := honest(i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var out int
+		for i := range 20 { // the attack, in +1212
+			if err := start(g, fmt.Sprintf("+1212555%04d", i), netipAddr(i)); err == nil {
+				out++
+			} else if !errors.Is(err, abuse.ErrOverBudget) {
+				t.Fatal(err)
+			}
+		}
+		if out != 2 {
+			t.Errorf("%d of 20 attack sends went out, want 2 (the country's hourly budget)", out)
+		}
+		for i := 3; i < 8; i++ {
+			if err := honest(i); err != nil {
+				t.Errorf("honest person %d in the converting prefix = %v, want verified", i, err)
+			}
+		}
+		if err := start(g, "+12125559999", netipAddr(99)); !errors.Is(err, abuse.ErrOverBudget) {
+			t.Errorf("the attack after them = %v, want %s", err, abuse.ErrOverBudget.Code)
+		}
+	})
+}
