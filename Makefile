@@ -42,10 +42,11 @@ bench: build bin/twilio-standin bin/verifyd-bench
 soak: build bin/twilio-standin bin/verifyd-soak
 	bin/verifyd-soak $(SOAK_FLAGS)
 
-# An SMS-pumping attack from 1,000 rotating addresses against honest users
-# in other countries, with conversion budgets on and then off; prints what
-# got through (see README, Abuse and fraud protection). Not part of `make test`.
-pumping: build bin/verifyd-pumping
+# The attackers an SMS-pumping gang uses, against verifyd's real pipeline and
+# the Verify stand-in on a fake clock; prints texts out, their cost and the
+# honest people who verified (see README, Abuse and fraud protection). Not
+# part of `make test`.
+pumping: bin/verifyd-pumping
 	bin/verifyd-pumping $(PUMPING_FLAGS)
 
 # The tools, built from cmd/ every time (go build knows what is current).

@@ -1,36 +1,28 @@
-// Command verifyd-pumping simulates an SMS-pumping attack on the real
-// verifyd binary and prints what it cost, with conversion budgets enforced
-// and then with them off, for comparison. verifyd runs on its development
-// backend behind a trusted proxy header; the attack comes from 1,000
-// rotating addresses (half IPv4, half IPv6 in different /64s) and asks for
-// codes to numbers in two countries that never verify them, while honest
-// people in four other countries ask for codes and verify them at a steady
-// rate (solving the proof-of-work step-up when asked, as the form's script
-// does). `make pumping` builds and runs it; it is never part of the tests.
-// Everything is on loopback.
+// Command verifyd-pumping runs the attackers an SMS-pumping gang uses
+// against verifyd's real pipeline (the HTTP handler, the flow, the abuse
+// guard and the Twilio Verify backend over twilio-go) in front of the
+// Verify stand-in, with verifyd's default limits, budgets and challenges,
+// and prints for each: the texts that reached Twilio, what they would cost,
+// and how many honest people verified during the attack and right after.
+//
+// Everything runs in this process on loopback, over real HTTP, on a fake
+// clock: an attack of hours takes seconds, and the same run gives the same
+// figures. `make pumping` builds and runs it; it is never part of the
+// tests.
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net/http"
 	"os"
-	"slices"
 	"strings"
-	"sync"
+	"text/tabwriter"
 	"time"
 
-	"github.com/nyaruka/phonenumbers"
-
-	"verifyd/cmd/internal/toolrun"
-	"verifyd/server/challenge"
+	"verifyd/server/abuse"
 )
 
 func main() {
@@ -40,250 +32,221 @@ func main() {
 	}
 }
 
-var (
-	attacked = []string{"AZ", "UZ"}
-	honest   = []string{"US", "GB", "DE", "FR"}
-)
-
-const (
-	// attackerAddrs is how many addresses the attack rotates through:
-	// half IPv4, half IPv6 in distinct /64s.
-	attackerAddrs = 1000
-	// unverifiedOneIn: one honest person in this many never types the code.
-	unverifiedOneIn = 10
-)
-
 type options struct {
-	verifyd                string
-	duration               time.Duration
-	attackRate, honestRate float64
+	action   string // FRAUD_ACTION: refuse or tarpit
+	redisURL string // a Redis to keep the counters in; "" for memory
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	var o options
 	flags := flag.NewFlagSet("verifyd-pumping", flag.ContinueOnError)
-	flags.StringVar(&o.verifyd, "verifyd", "bin/verifyd", "the verifyd binary")
-	flags.DurationVar(&o.duration, "duration", 2*time.Minute, "how long each run lasts")
-	flags.Float64Var(&o.attackRate, "attack-rate", 10, "attack requests a second")
-	flags.Float64Var(&o.honestRate, "honest-rate", 1, "honest verifications a second")
+	flags.StringVar(&o.action, "action", "refuse", "FRAUD_ACTION: refuse or tarpit")
+	flags.StringVar(&o.redisURL, "redis", "", "keep the counters in this Redis (redis://...), as several instances do; default: in memory")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
-	if o.attackRate <= 0 || o.honestRate <= 0 || o.duration <= 0 {
-		return errors.New("-attack-rate, -honest-rate and -duration must be positive")
+	if o.action != "refuse" && o.action != "tarpit" {
+		return errors.New("-action must be refuse or tarpit")
 	}
-	results := map[string]*tally{}
-	for _, mode := range []string{"enforce", "off"} {
-		fmt.Fprintf(os.Stderr, "run with FRAUD_BUDGETS=%s for %v…\n", mode, o.duration)
-		t, err := simulate(ctx, o, mode)
+	var results []result
+	for _, a := range attackers {
+		fmt.Fprintf(os.Stderr, "%s…\n", a.name)
+		s, err := newSim(o)
 		if err != nil {
-			return fmt.Errorf("FRAUD_BUDGETS=%s: %w", mode, err)
+			return err
 		}
-		results[mode] = t
-	}
-	on, off := results["enforce"], results["off"]
-	fmt.Fprintf(stdout, "verifyd-pumping %s: %v per run; attack %.0f/s from %d rotating addresses to %s (never verified); "+
-		"honest %.1f/s to %s (%.0f%% verified)\n\n", time.Now().UTC().Format("2006-01-02"), o.duration, o.attackRate,
-		attackerAddrs, strings.Join(attacked, ", "), o.honestRate, strings.Join(honest, ", "), 100-100.0/unverifiedOneIn)
-	fmt.Fprintf(stdout, "country  role     requests  sent (budgets on)  sent (budgets off)  honest refused (on)  honest refused (off)\n")
-	var sentOn, sentOff, refusedOn, refusedOff int
-	for _, c := range append(slices.Clone(attacked), honest...) {
-		role := "honest"
-		if slices.Contains(attacked, c) {
-			role = "attacked"
-			sentOn += on.sent[c]
-			sentOff += off.sent[c]
-		} else {
-			refusedOn += on.refused[c]
-			refusedOff += off.refused[c]
+		r, err := a.run(ctx, s)
+		s.close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", a.name, err)
 		}
-		fmt.Fprintf(stdout, "%-7s  %-8s %8d  %17d  %18d  %19d  %20d\n", c, role, on.requests[c], on.sent[c], off.sent[c], on.refused[c], off.refused[c])
+		r.name = a.name
+		results = append(results, r)
 	}
-	share := 0.0
-	if sentOff > 0 {
-		share = 100 * float64(sentOn) / float64(sentOff)
+	fmt.Fprintf(stdout, "verifyd-pumping %s: verifyd's defaults, FRAUD_ACTION=%s, counters in %s; texts counted at the Verify stand-in\n\n",
+		time.Now().UTC().Format("2006-01-02"), o.action, map[bool]string{true: "memory", false: "Redis"}[o.redisURL == ""])
+	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "attacker\tsimulated\ttries\ttexts to Twilio\tcost (USD)\thonest verified during\thonest verified after\t")
+	for _, r := range results {
+		fmt.Fprintf(w, "%s\t%v\t%d\t%d\t%.2f\t%d of %d\t%d of %d\t\n", r.name, r.simulated.Round(time.Minute), r.tries, r.texts,
+			r.cost, r.honestDuring.ok, r.honestDuring.of, r.honestAfter.ok, r.honestAfter.of)
 	}
-	fmt.Fprintf(stdout, "\nattack sends that cost money: %d with budgets, %d without (%.1f%%); honest people refused: %d with budgets, %d without\n",
-		sentOn, sentOff, share, refusedOn, refusedOff)
-	fmt.Fprintf(stdout, "step-ups asked of honest people with budgets: %d (solved by their browsers)\n", on.challenged)
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	s, err := newSim(o)
+	if err != nil {
+		return err
+	}
+	reached, err := guessBySID(ctx, s)
+	s.close()
+	if err != nil {
+		return fmt.Errorf("guessing by SID: %w", err)
+	}
+	fmt.Fprintf(stdout, "\nguessing one number's code by verificationSid from 40 addresses: %d of 40 guesses reached Twilio "+
+		"(the per-number cap is %d an hour)\n", reached, abuse.DefaultLimits().PhoneChecksPerHour)
+	fmt.Fprintf(stdout, "\nprices per text (USD, illustrative, in the range of Twilio's list): %s\n", priceList())
 	return nil
 }
 
-// tally is what one run came to, per country.
-type tally struct {
-	mu                      sync.Mutex
-	requests, sent, refused map[string]int
-	challenged              int
-	codes                   map[string]chan string // verification SID → its code, from the dev backend's log
+// result is what one attacker came to.
+type result struct {
+	name                      string
+	simulated                 time.Duration
+	tries, texts              int
+	cost                      float64
+	honestDuring, honestAfter count
 }
 
-func simulate(ctx context.Context, o options, mode string) (*tally, error) {
-	t := &tally{requests: map[string]int{}, sent: map[string]int{}, refused: map[string]int{}, codes: map[string]chan string{}}
-	// The development backend's delivery lines carry the codes.
-	out, logged := io.Pipe()
-	defer logged.Close()
-	go t.readCodes(out)
-	v, err := toolrun.StartVerifyd(ctx, o.verifyd, []string{"VERIFY_BACKEND=dev",
-		"TRUSTED_PROXIES=127.0.0.1", "FRAUD_BUDGETS=" + mode, "SHUTDOWN_DRAIN=0s",
-		// A site sized for 1,000 sends a minute: the global brake is not
-		// what stops this attack.
-		"LIMIT_GLOBAL_SENDS_PER_MINUTE=1000", "LOG_LEVEL=warn", "CHALLENGE_DIFFICULTY=20000"}, logged)
-	if err != nil {
-		return nil, err
+type count struct{ ok, of int }
+
+func (c *count) add(ok bool) {
+	c.of++
+	if ok {
+		c.ok++
 	}
-	defer v.Stop()
-	url := v.URL
+}
 
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 20 * time.Second}
-	var wg sync.WaitGroup
-	stop := time.Now().Add(o.duration)
-	rng := rand.New(rand.NewPCG(1, 2))
-	var rngMu sync.Mutex
-	pick := func(n int) int { rngMu.Lock(); defer rngMu.Unlock(); return rng.IntN(n) }
+// attackers are the attacks a pumping gang runs, as the issue of this
+// tool lists them.
+var attackers = []struct {
+	name string
+	run  func(ctx context.Context, s *sim) (result, error)
+}{
+	{"rotating addresses, one GB prefix", func(ctx context.Context, s *sim) (result, error) {
+		return rotating(ctx, s, false)
+	}},
+	{"the same, solving every challenge", func(ctx context.Context, s *sim) (result, error) {
+		return rotating(ctx, s, true)
+	}},
+	{"low and slow, 300 addresses, 50 GB prefixes", lowAndSlow},
+	{"spread over 20 countries, honest US verifying", spread},
+}
 
-	loop := func(rate float64, one func(i int)) {
-		defer wg.Done()
-		tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
-		defer tick.Stop()
-		for i := 0; time.Now().Before(stop); i++ {
-			<-tick.C
-			wg.Add(1)
-			go func() { defer wg.Done(); one(i) }()
+// rotating sends to 200 fresh numbers of one GB prefix, each from an
+// address of its own, one every two seconds, with an honest person in the
+// US verifying every tenth; then ten honest people in the US, at once.
+func rotating(ctx context.Context, s *sim, solve bool) (result, error) {
+	var r result
+	began := s.clock.Now()
+	for i := range 200 {
+		s.clock.Advance(2 * time.Second)
+		if err := s.attack(ctx, &r, i, attackerAddr(i), ukNumber(0, i), solve, i%10 == 9); err != nil {
+			return r, err
 		}
 	}
-	wg.Add(2)
-	go loop(o.attackRate, func(i int) {
-		country := attacked[i%len(attacked)]
-		addr := attackerAddr(pick(attackerAddrs))
-		status, _ := t.post(client, url+"/api/request-otp", addr, map[string]string{"phoneNumber": number(country, pick)})
-		t.count(country, status == 200, false)
-	})
-	go loop(o.honestRate, func(i int) {
-		country := honest[i%len(honest)]
-		addr := fmt.Sprintf("192.0.2.%d", 1+i%250)
-		body := map[string]string{"phoneNumber": number(country, pick)}
-		status, got := t.post(client, url+"/api/request-otp", addr, body)
-		for tries := 0; tries < 2 && status == 403 && got["challenge"] != nil; tries++ {
-			t.mu.Lock()
-			t.challenged++
-			t.mu.Unlock()
-			data, _ := json.Marshal(got["challenge"])
-			var c challenge.Challenge
-			json.Unmarshal(data, &c)
-			solution, err := challenge.Solve(c)
-			if err != nil {
-				break
-			}
-			body["altcha"] = solution
-			status, got = t.post(client, url+"/api/request-otp", addr, body)
-		}
-		if status != 200 {
-			t.count(country, false, true)
-			return
-		}
-		t.count(country, true, false)
-		if pick(unverifiedOneIn) == 0 {
-			return // this person never types the code
-		}
-		sid, _ := got["verificationSid"].(string)
-		code := t.codeFor(sid)
-		if status, _ := t.post(client, url+"/api/verify-otp", addr, map[string]string{"verificationSid": sid, "code": code}); status != 200 {
-			t.mu.Lock()
-			t.refused[country]++
-			t.mu.Unlock()
-		}
-	})
-	wg.Wait()
-	return t, nil
+	return s.after(ctx, r, began)
 }
 
-func (t *tally) count(country string, sent, refused bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.requests[country]++
-	if sent {
-		t.sent[country]++
-	}
-	if refused {
-		t.refused[country]++
-	}
-}
-
-// post sends body as JSON from addr (the trusted proxy's X-Forwarded-For).
-func (t *tally) post(c *http.Client, url, addr string, body map[string]string) (int, map[string]any) {
-	data, _ := json.Marshal(body)
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(data))
-	if err != nil {
-		return 0, nil
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Forwarded-For", addr)
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
-}
-
-// readCodes reads the development backend's delivery lines.
-func (t *tally) readCodes(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var l struct{ Sid, Code string }
-		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Code != "" {
-			select {
-			case t.code(l.Sid) <- l.Code:
-			default: // a resend's line: the code is the same
-			}
+// lowAndSlow sends from 300 addresses, each three times an hour, to fresh
+// numbers over 50 prefixes of GB, for six hours, solving every challenge;
+// an honest person in the US verifies every minute of it.
+func lowAndSlow(ctx context.Context, s *sim) (result, error) {
+	var r result
+	began := s.clock.Now()
+	const addrs, perHour, hours = 300, 3, 6
+	step := time.Hour / (addrs * perHour)
+	nextHonest := began
+	for i := range addrs * perHour * hours {
+		s.clock.Advance(step)
+		honestNow := !s.clock.Now().Before(nextHonest)
+		if honestNow {
+			nextHonest = s.clock.Now().Add(time.Minute)
+		}
+		if err := s.attack(ctx, &r, i, attackerAddr(i%addrs), ukNumber(i%50, i/50), true, honestNow); err != nil {
+			return r, err
 		}
 	}
+	return s.after(ctx, r, began)
 }
 
-// code answers the channel sid's code arrives on, made by whichever of
-// the log reader and the person asks first.
-func (t *tally) code(sid string) chan string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	ch := t.codes[sid]
-	if ch == nil {
-		ch = make(chan string, 1)
-		t.codes[sid] = ch
-	}
-	return ch
-}
-
-// codeFor waits up to 5 s for sid's code, "" if it never came.
-func (t *tally) codeFor(sid string) string {
-	select {
-	case c := <-t.code(sid):
-		return c
-	case <-time.After(5 * time.Second):
-		return ""
-	}
-}
-
-// attackerAddr is address i of attackerAddrs: IPv4 in the first half,
-// IPv6 in distinct /64s in the second.
-func attackerAddr(i int) string {
-	if i < attackerAddrs/2 {
-		return fmt.Sprintf("203.0.%d.%d", 100+i/250, 1+i%250)
-	}
-	return fmt.Sprintf("2001:db8:%x:%x::1", i/256, i%256)
-}
-
-// number answers a valid mobile number of region: its example mobile with
-// the last six digits drawn at random.
-func number(region string, pick func(int) int) string {
-	ex := phonenumbers.GetExampleNumberForType(region, phonenumbers.MOBILE)
-	base := phonenumbers.Format(ex, phonenumbers.E164)
-	for {
-		s := base[:len(base)-6] + fmt.Sprintf("%06d", pick(1000000))
-		if n, err := phonenumbers.Parse(s, ""); err == nil && phonenumbers.IsValidNumber(n) {
-			return s
+// spread sends to fresh numbers in 20 countries, round robin, one a second
+// from rotating addresses, solving every challenge, for 40 minutes; honest
+// people in one of those countries (the US, numbers in +1 415) verify
+// every ten seconds of it.
+func spread(ctx context.Context, s *sim) (result, error) {
+	var r result
+	began := s.clock.Now()
+	for i := range 2400 {
+		s.clock.Advance(time.Second)
+		to := numberIn(spreadCountries[i%len(spreadCountries)], i)
+		if err := s.attack(ctx, &r, i, attackerAddr(i), to, true, i%10 == 9); err != nil {
+			return r, err
 		}
 	}
+	return s.after(ctx, r, began)
+}
+
+func priceList() string {
+	var b strings.Builder
+	for i, c := range append([]string{"GB"}, spreadCountries...) {
+		if i > 0 && c == "GB" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %.4f", c, prices[c])
+	}
+	return b.String()
+}
+
+// guessBySID sends one code, then guesses it 40 times by its verification
+// SID, each guess from an address of its own, and answers how many
+// guesses reached Twilio.
+func guessBySID(ctx context.Context, s *sim) (int, error) {
+	to := usNumber(0)
+	status, got, err := s.post(ctx, "/api/request-otp", honestAddr(0), map[string]string{"phoneNumber": to})
+	if err != nil || status != 200 {
+		return 0, fmt.Errorf("the send = %d, %v", status, err)
+	}
+	sid, _ := got["verificationSid"].(string)
+	code, _ := s.standin.Code(to)
+	wrong := fmt.Sprintf("%06d", (atoi(code)+1)%1000000)
+	before := s.standin.Requests()
+	for i := range 40 {
+		if _, _, err := s.post(ctx, "/api/verify-otp", attackerAddr(i), map[string]string{"verificationSid": sid, "code": wrong}); err != nil {
+			return 0, err
+		}
+	}
+	return int(s.standin.Requests() - before), nil
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// after ends an attack's run: the time it took, ten honest people in the
+// US verifying right after it, and the texts it cost.
+func (s *sim) after(ctx context.Context, r result, began time.Time) (result, error) {
+	r.simulated = s.clock.Now().Sub(began)
+	for i := range 10 {
+		ok, err := s.honest(ctx, honestAddr(1000000+i), usNumber(1000000+i))
+		if err != nil {
+			return r, err
+		}
+		r.honestAfter.add(ok)
+	}
+	r.texts, r.cost = s.bill()
+	return r, nil
+}
+
+// attack sends to to from addr (solving challenges when solve), and every
+// tenth try an honest person in the US verifies, counted in r.
+func (s *sim) attack(ctx context.Context, r *result, i int, addr, to string, solve, honestNow bool) error {
+	r.tries++
+	if _, err := s.send(ctx, addr, to, solve); err != nil {
+		return err
+	}
+	s.attacked(to)
+	if !honestNow {
+		return nil
+	}
+	ok, err := s.honest(ctx, honestAddr(i), usNumber(i))
+	r.honestDuring.add(ok)
+	return err
 }
