@@ -1,18 +1,22 @@
 package main
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"verifyd/server/abuse/redistest"
+	"verifyd/server/challenge"
 	"verifyd/server/verify/twilioverify/twiliotest"
 	"verifyd/server/verify/verifytest"
 )
@@ -224,5 +228,48 @@ func TestHonestCountingThroughTwilio(t *testing.T) {
 	standin.SetFailure(other, nil)
 	if status, got := in.post(t, "/api/request-otp", `{"phoneNumber":"`+other+`"}`); status != 429 || got["code"] != "phone_cooldown" {
 		t.Errorf("a retry after a send of unknown fate = %d %v, want 429 phone_cooldown", status, got)
+	}
+}
+
+// TestChallengeKeyIsNeverInTheSource: without LIMIT_KEY_SECRET each
+// instance signs challenges with a key of its own, so a challenge one
+// issued does not pass on another (and nobody can mint one from the
+// source); with it, they share the key.
+func TestChallengeKeyIsNeverInTheSource(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		env    []string
+		shared bool
+	}{
+		{"without LIMIT_KEY_SECRET", nil, false},
+		{"with LIMIT_KEY_SECRET", []string{"LIMIT_KEY_SECRET=" + strings.Repeat("s", 32)}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig(tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logger := slog.New(slog.DiscardHandler)
+			a, err := newGuarded(cfg, logger, nil, time.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := newGuarded(cfg, logger, nil, time.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := a.challenges.New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			solution, err := challenge.Solve(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = b.challenges.Verify(context.Background(), solution, "")
+			if got := err == nil; got != tt.shared {
+				t.Errorf("a challenge of one instance on another = %v, want passing %v", err, tt.shared)
+			}
+		})
 	}
 }
