@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"verifyd/server/delivery"
 	"verifyd/server/flow"
 	"verifyd/server/twiliohttp"
 	"verifyd/server/verify"
@@ -28,6 +29,7 @@ type Metrics struct {
 	dependencies     *prometheus.GaugeVec
 	shed             prometheus.Counter
 	fraud            *prometheus.CounterVec
+	deliveries       *prometheus.CounterVec
 }
 
 // NewMetrics registers verifyd's collectors with reg.
@@ -69,8 +71,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "verifyd_fraud_decisions_total",
 		Help: "Conversion-budget decisions on sends, by destination country, the rule that decided (none when within budget) and the action.",
 	}, []string{"country", "rule", "action"})
+	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "verifyd_deliveries_total",
+		Help: "What became of the messaging backend's texts and calls, by channel and the status Twilio's callbacks reported (each status once per send).",
+	}, []string{"channel", "status"})
+	// Closed label sets, known in advance: every series exists from the
+	// start, so a query or an alert never meets a missing one.
+	for _, ch := range []verify.Channel{verify.ChannelSMS, verify.ChannelCall, verify.ChannelWhatsApp} {
+		for _, st := range delivery.Statuses {
+			m.deliveries.WithLabelValues(string(ch), string(st))
+		}
+	}
 	reg.MustRegister(m.requests, m.requestDuration, m.started, m.checked, m.refusals, m.upstream, m.upstreamDuration,
-		m.dependencies, m.shed, m.fraud)
+		m.dependencies, m.shed, m.fraud, m.deliveries)
 	return m
 }
 
@@ -142,6 +155,22 @@ func (m *Metrics) Observe(_ context.Context, e flow.Event) {
 		m.fraud.WithLabelValues(e.Decision.Country, rule, e.Decision.Action).Inc()
 	case flow.Shed:
 		m.shed.Inc()
+	case flow.Delivered:
+		m.deliveries.WithLabelValues(string(e.Channel), string(e.Status)).Inc()
+	}
+}
+
+// Expect starts at zero the series of sends and approvals of every channel
+// and country given, so that conversion can be graphed and alerted on from
+// the start. The countries are a closed set (ALLOWED_COUNTRIES, or every
+// region phonenumbers knows: about 245), so the series stay bounded: two
+// per channel and country.
+func (m *Metrics) Expect(channels verify.Channels, countries []string) {
+	for _, ch := range channels {
+		for _, c := range countries {
+			m.started.WithLabelValues(string(ch), c, "sent")
+			m.checked.WithLabelValues(string(ch), c, "approved")
+		}
 	}
 }
 

@@ -35,6 +35,10 @@ func addRoutes(e *echo.Echo, cfg Config, pages *forms, cats *catalogs, static ec
 		get("/api/challenge", handleChallenge(cfg.Challenges), noStore)
 	}
 	e.POST("/api/verify-otp", handleVerifyOTP(cfg.Flow, cats), noStore, checkFailures, recoverPanics)
+	get("/api/delivery", handleDelivery(cfg.Flow), noStore)
+	if cfg.StatusCallbackURL != "" && cfg.TwilioAuthToken != "" {
+		e.POST(StatusCallbackPath, handleStatusCallback(cfg.Flow, cfg.StatusCallbackURL, cfg.TwilioAuthToken, cfg.Now), noStore)
+	}
 
 	// The pages: their failures, panics included, come back as pages.
 	get("/", pages.handleIndex, pages.pageErrors, recoverPanics)

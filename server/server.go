@@ -68,6 +68,11 @@ type Config struct {
 	// ReturnOrigins are the exact origins ("https://app.example.com") the
 	// form may hand a receipt back to (GET /?return_to=...).
 	ReturnOrigins []string
+	// StatusCallbackURL is the absolute URL Twilio posts status callbacks
+	// to (PUBLIC_URL + StatusCallbackPath), and TwilioAuthToken the
+	// account's token their signatures are checked with; both set, the
+	// route is served.
+	StatusCallbackURL, TwilioAuthToken string
 	// ResendCooldown is the countdown the form shows before "send a new
 	// code" (default 30s); set it to the abuse guard's per-number cooldown.
 	ResendCooldown time.Duration

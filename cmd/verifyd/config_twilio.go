@@ -2,8 +2,10 @@ package main
 
 import (
 	"regexp"
+	"strings"
 	"time"
 
+	"verifyd/server"
 	"verifyd/server/twiliohttp"
 	"verifyd/server/verify"
 	"verifyd/server/verify/engine"
@@ -85,6 +87,10 @@ func (c *config) checkMessaging() problems {
 	if c.AndroidAppHash != "" && !androidHash.MatchString(c.AndroidAppHash) {
 		bad("ANDROID_APP_HASH", "must be the 11-character app hash of the SMS Retriever API")
 	}
+	if c.PublicURL != "" && c.TwilioAuthToken == "" {
+		bad("TWILIO_AUTH_TOKEN", "required with PUBLIC_URL and VERIFY_BACKEND=messaging: Twilio signs its status callbacks "+
+			"with the account's auth token, also when the API is called with an API key")
+	}
 	if len(c.AppName) > 30 {
 		bad("APP_NAME", "must be at most 30 characters: it goes into every SMS")
 	}
@@ -107,4 +113,14 @@ func secretBytes(s secret) []byte {
 		return nil
 	}
 	return []byte(s)
+}
+
+// statusCallbackURL is where Twilio posts the messaging backend's status
+// callbacks: PUBLIC_URL + /webhooks/twilio/status; "" without PUBLIC_URL,
+// or for the other backends, which get none.
+func (c *config) statusCallbackURL() string {
+	if c.Backend != backendMessaging || c.PublicURL == "" {
+		return ""
+	}
+	return strings.TrimRight(c.PublicURL, "/") + server.StatusCallbackPath
 }

@@ -13,22 +13,26 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/nyaruka/phonenumbers"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"verifyd/server"
+	"verifyd/server/delivery"
 	"verifyd/server/flow"
 	"verifyd/server/receipt"
 	"verifyd/server/verify"
@@ -121,17 +125,21 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	// The pipeline: cmd builds each step and hands it over; the flow runs
 	// them in order.
 	fcfg := flow.Config{
-		Backend:  b.verifier,
-		Phones:   cfg.phones,
-		Channels: cfg.channels,
-		Locales:  verify.NewLocales(),
-		Policy:   g.guard,
-		StepUp:   g.guard,
-		Limits:   g.guard,
-		Gate:     verify.NewGate(cfg.UpstreamMaxInFlight, cfg.UpstreamMaxWait),
-		Receipts: receipts,
-		Observer: flow.Observers{metrics, flow.DecisionLog{Logger: logger}},
+		Backend:     b.verifier,
+		Phones:      cfg.phones,
+		Channels:    cfg.channels,
+		Locales:     verify.NewLocales(),
+		Policy:      g.guard,
+		StepUp:      g.guard,
+		Limits:      g.guard,
+		Gate:        verify.NewGate(cfg.UpstreamMaxInFlight, cfg.UpstreamMaxWait),
+		Receipts:    receipts,
+		Observer:    flow.Observers{metrics, flow.DecisionLog{Logger: logger}},
+		Deliveries:  b.deliveries,
+		ResendAfter: cfg.LimitPhoneCooldown,
+		Now:         now,
 	}
+	metrics.Expect(cfg.channels, expectedCountries(cfg))
 	if g.tests != nil {
 		fcfg.Tests = g.tests
 	}
@@ -142,6 +150,8 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	var draining atomic.Bool
 	scfg := server.Config{
 		Now:                now,
+		StatusCallbackURL:  cfg.statusCallbackURL(),
+		TwilioAuthToken:    string(cfg.TwilioAuthToken),
 		Draining:           draining.Load,
 		Logger:             logger,
 		Flow:               fl,
@@ -326,6 +336,9 @@ type backend struct {
 	verifier verify.Verifier
 	checks   []server.Check
 	close    func()
+	// deliveries keeps what Twilio's status callbacks say of each send;
+	// nil for a backend that gets none.
+	deliveries delivery.Store
 }
 
 // newBackend builds the configured backend.
@@ -367,6 +380,15 @@ func newBackend(cfg config, logger *slog.Logger, metrics *server.Metrics, rdb re
 		}
 		return backend{verifier: e, close: func() {}}, nil
 	}
+}
+
+// expectedCountries are the countries whose series start at zero: those
+// served, or every region phonenumbers knows.
+func expectedCountries(cfg config) []string {
+	if len(cfg.countries) > 0 {
+		return cfg.countries
+	}
+	return slices.Sorted(maps.Keys(phonenumbers.GetSupportedRegions()))
 }
 
 // codeLengthShown is the code length the form may promise: verifyd's own

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -12,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"verifyd/server"
+	"verifyd/server/delivery"
 	"verifyd/server/verify/engine"
 	"verifyd/server/verify/messaging"
 )
@@ -53,10 +56,21 @@ func newMessagingBackend(cfg config, logger *slog.Logger, metrics *server.Metric
 		MessagingServiceSID: cfg.TwilioMessagingServiceSID, From: cfg.TwilioFromNumber, WhatsAppFrom: cfg.TwilioWhatsAppFrom,
 		AppName: cfg.AppName, Host: host, AndroidAppHash: cfg.AndroidAppHash,
 		ConnectTimeout: cfg.TwilioConnectTimeout, RequestTimeout: cfg.TwilioRequestTimeout, MaxConns: cfg.TwilioMaxConns,
-		Observe: metrics.ObserveUpstream,
+		Observe: metrics.ObserveUpstream, StatusCallback: cfg.statusCallbackURL(),
 	})
 	if err != nil {
 		return backend{}, fmt.Errorf("messaging backend: %w", err)
+	}
+	// What became of each send, as Twilio's callbacks tell it, kept beside
+	// the codes, keyed by a hash of the SID under the code secret.
+	var deliveries delivery.Store
+	if cfg.statusCallbackURL() != "" {
+		mac := hmac.New(sha256.New, secret)
+		mac.Write([]byte("verifyd delivery key"))
+		deliveries = delivery.NewRedisStore(client, mac.Sum(nil))
+	} else {
+		logger.Warn("PUBLIC_URL is not set: Twilio is asked for no status callbacks, so verifyd never learns " +
+			"whether a text arrived (GET /api/delivery answers unknown)")
 	}
 	e, err := engine.New(engine.Config{Now: now, Store: &outageLogged{Store: store, logger: logger}, Sender: sender,
 		Secret: secret, CodeLength: cfg.CodeLength})
@@ -68,8 +82,9 @@ func newMessagingBackend(cfg config, logger *slog.Logger, metrics *server.Metric
 		verifier: e,
 		// The code store's Redis is the one client every part shares; run
 		// checks it once, as "redis".
-		checks: []server.Check{{Name: "twilio", Probe: sender.Ping}},
-		close:  sender.Close,
+		checks:     []server.Check{{Name: "twilio", Probe: sender.Ping}},
+		close:      sender.Close,
+		deliveries: deliveries,
 	}, nil
 }
 

@@ -2,12 +2,17 @@ package main
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
+	"verifyd/cmd/internal/toolrun"
 	"verifyd/server/abuse/redistest"
 	"verifyd/server/verify/messaging/twilioapitest"
 	"verifyd/server/verify/verifytest"
@@ -172,5 +177,105 @@ func TestMessagingErrorsThroughTheStack(t *testing.T) {
 	call := api.Sent()[len(api.Sent())-1]
 	if call.Kind != "call" || !strings.Contains(call.Twiml, `<Say language="de-DE">Dein Bestätigungscode lautet: `) {
 		t.Errorf("the call was %+v", call)
+	}
+}
+
+// TestDeliveryTruth: with the messaging backend, Redis and PUBLIC_URL set
+// to verifyd's own address, each send asks for a status callback and every
+// signed one is taken; a forged and an unsigned one are refused and change
+// nothing; /api/delivery says a text came back undelivered, and a call to
+// that number right after goes through; the number's next send is a call.
+func TestDeliveryTruth(t *testing.T) {
+	redisSrv := redistest.Start(t)
+	api := twilioapitest.NewServer()
+	defer api.Close()
+	addr, err := toolrun.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	in := startRun(t, messagingEnv(api, redisSrv.URL, "PORT="+port, "PUBLIC_URL=http://"+addr,
+		"ALLOWED_CHANNELS=sms,call", "LIMIT_PHONE_COOLDOWN=30s", "FRAUD_BUDGETS=off"))
+	const good, landline = "+14155552671", "+14155550199"
+	api.SetOutcome(landline, twilioapitest.Outcome{Status: "undelivered", ErrorCode: 30006})
+
+	sids := map[string]string{}
+	for _, to := range []string{good, landline} {
+		status, got := in.post(t, "/api/request-otp", `{"phoneNumber":"`+to+`"}`)
+		if status != 200 {
+			t.Fatalf("send to %s = %d %v", to, status, got)
+		}
+		sids[to], _ = got["verificationSid"].(string)
+	}
+	for _, s := range api.Sent() {
+		if want := "http://" + addr + "/webhooks/twilio/status?v="; !strings.HasPrefix(s.StatusCallback, want) {
+			t.Errorf("a create asked for StatusCallback %q, want %s…", s.StatusCallback, want)
+		}
+	}
+	delivery := func(to string) map[string]any {
+		_, body := in.get(t, "/api/delivery?verificationSid="+sids[to])
+		var m map[string]any
+		json.Unmarshal([]byte(body), &m)
+		return m
+	}
+	verifytest.WaitFor(t, "the callbacks", func() bool {
+		return delivery(good)["status"] == "delivered" && delivery(landline)["status"] == "undelivered"
+	})
+	if d := delivery(landline); d["errorCode"] != float64(30006) || d["callAvailable"] != true || d["channel"] != "sms" {
+		t.Errorf("/api/delivery of the failed text = %v, want undelivered 30006 by sms, a call available", d)
+	}
+	if d := delivery(good); d["callAvailable"] != false {
+		t.Errorf("/api/delivery of the delivered text = %v, want no call yet (the resend wait)", d)
+	}
+	for _, cb := range api.Callbacks() {
+		if cb.Status != 204 {
+			t.Errorf("a signed callback %v was answered %d, want 204", cb.Params, cb.Status)
+		}
+	}
+	_, metrics := in.get(t, "/metrics")
+	for _, want := range []string{`verifyd_deliveries_total{backend="messaging",channel="sms",status="delivered"} 1`,
+		`verifyd_deliveries_total{backend="messaging",channel="sms",status="undelivered"} 1`,
+		`verifyd_deliveries_total{backend="messaging",channel="call",status="failed"} 0`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, grepLines(metrics, "deliveries"))
+		}
+	}
+
+	// A forged and an unsigned callback: 403, and nothing changes.
+	cbURL := "http://" + addr + "/webhooks/twilio/status?v=" + sids[good]
+	params := map[string]string{"MessageSid": "SM" + strings.Repeat("0", 32), "MessageStatus": "failed", "ErrorCode": "30003"}
+	form := url.Values{}
+	for k, v := range params {
+		form.Set(k, v)
+	}
+	for name, sig := range map[string]string{"forged": twilioapitest.Sign("not the token", cbURL, params), "unsigned": ""} {
+		req, _ := http.NewRequest(http.MethodPost, cbURL, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if sig != "" {
+			req.Header.Set("X-Twilio-Signature", sig)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 403 {
+			t.Errorf("a %s callback = %d, want 403", name, resp.StatusCode)
+		}
+	}
+	if _, after := in.get(t, "/metrics"); grepLines(after, "verifyd_deliveries_total") != grepLines(metrics, "verifyd_deliveries_total") {
+		t.Errorf("refused callbacks changed the counters:\n%s", grepLines(after, "deliveries"))
+	}
+	if d := delivery(good); d["status"] != "delivered" {
+		t.Errorf("after the forged callback the delivery is %v, want delivered", d)
+	}
+
+	// The failed text gave its resend back: a call at once.
+	if status, got := in.post(t, "/api/request-otp", `{"phoneNumber":"`+landline+`","channel":"call"}`); status != 200 {
+		t.Errorf("a call right after the failed text = %d %v, want 200", status, got)
+	}
+	// The delivered one did not: the resend wait holds.
+	if status, got := in.post(t, "/api/request-otp", `{"phoneNumber":"`+good+`"}`); status != 429 {
+		t.Errorf("a resend of the delivered text at once = %d %v, want 429", status, got)
 	}
 }

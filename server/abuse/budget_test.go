@@ -514,3 +514,26 @@ func TestConvertingPrefixKeepsItsShare(t *testing.T) {
 		}
 	})
 }
+
+// TestAFailedTextGivesItsResendBack: a text Twilio could not deliver gives
+// back its number's resend wait (not its place in the hourly ceiling), and
+// a number that takes no texts is called the next time it asks with no
+// channel of its own.
+func TestAFailedTextGivesItsResendBack(t *testing.T) {
+	stores(t, func(t *testing.T, store abuse.Store) {
+		g, _ := newBudgetGuardWith(t, store, abuse.Config{Limits: abuse.Limits{PhoneCooldown: time.Minute}})
+		ctx := context.Background()
+		v, err := g.Start(ctx, verify.StartRequest{To: verifytest.Number(num1), ClientIP: ip1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantRefused(t, "a resend at once", start(g, num1, ip1), abuse.ErrPhoneCooldown, time.Minute)
+		g.ForgiveResend(ctx, v.SID, true)
+		got, err := g.Start(ctx, verify.StartRequest{To: verifytest.Number(num1), ClientIP: ip1})
+		if err != nil || got.Channel != verify.ChannelCall {
+			t.Errorf("a send after the text failed as a landline = %v by %q, want it through, by call", err, got.Channel)
+		}
+		g.ForgiveResend(ctx, "VE"+strings.Repeat("0", 32), false) // a SID never sent: nothing to give back
+		wantRefused(t, "a resend after the call", start(g, num1, ip1), abuse.ErrPhoneCooldown, time.Minute)
+	})
+}

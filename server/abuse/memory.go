@@ -85,6 +85,16 @@ func (m *MemoryStore) Count(_ context.Context, now time.Time, r Rule) (int, erro
 	return len(w.times) - sort.Search(len(w.times), func(i int) bool { return w.times[i].After(cut) }), nil
 }
 
+// Forget implements Store.
+func (m *MemoryStore) Forget(_ context.Context, keys ...string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range keys {
+		delete(m.events, k)
+	}
+	return nil
+}
+
 // Undo implements Store.
 func (m *MemoryStore) Undo(_ context.Context, keys []string, event string) error {
 	m.mu.Lock()

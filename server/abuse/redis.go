@@ -97,6 +97,17 @@ func (s *RedisStore) Undo(ctx context.Context, keys []string, event string) erro
 	return nil
 }
 
+// Forget implements Store.
+func (s *RedisStore) Forget(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := s.client.Del(ctx, keys...).Err(); err != nil {
+		return fmt.Errorf("redis forget: %w", err)
+	}
+	return nil
+}
+
 // Count implements Store.
 func (s *RedisStore) Count(ctx context.Context, now time.Time, r Rule) (int, error) {
 	n, err := s.client.ZCount(ctx, r.Key, "("+strconv.FormatInt(now.Add(-r.Window).UnixMilli(), 10), "+inf").Result()

@@ -42,5 +42,7 @@ type Store interface {
 	Undo(ctx context.Context, keys []string, event string) error
 	// Count answers the events under r.Key in r.Window, recording nothing.
 	Count(ctx context.Context, now time.Time, r Rule) (int, error)
+	// Forget drops every event under keys.
+	Forget(ctx context.Context, keys ...string) error
 	Tallies
 }

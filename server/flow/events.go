@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"verifyd/server/abuse"
+	"verifyd/server/delivery"
 	"verifyd/server/verify"
 )
 
@@ -38,6 +39,16 @@ type Decided struct {
 	Decision abuse.BudgetDecision
 }
 
+// Delivered is a delivery's new state, from a status callback.
+type Delivered struct {
+	Channel verify.Channel
+	Status  delivery.Status
+}
+
+// DeliveryUnrecorded is a send whose queued state could not be kept (the
+// store was unreachable); its callbacks will be.
+type DeliveryUnrecorded struct{ Err error }
+
 // Shed is a call refused because the backend had as many calls in flight
 // as the gate allows.
 type Shed struct{}
@@ -46,6 +57,9 @@ func (Started) event() {}
 func (Checked) event() {}
 func (Decided) event() {}
 func (Shed) event()    {}
+
+func (Delivered) event()          {}
+func (DeliveryUnrecorded) event() {}
 
 // Outcome names how a send or a check ended, for the metrics: sent,
 // approved, wrong_code, or the failure's class.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"verifyd/server/abuse"
+	"verifyd/server/delivery"
 	"verifyd/server/receipt"
 	"verifyd/server/verify"
 )
@@ -57,6 +58,12 @@ type Limits interface {
 	Approved(ctx context.Context, n verify.Number)
 	Tarpit(ctx context.Context, n verify.Number, sid string)
 	Tarpitted(ctx context.Context, n verify.Number, sid string) bool
+	// ReserveLookup counts a delivery lookup against its client.
+	ReserveLookup(ctx context.Context, ip netip.Addr) error
+	// ForgiveResend gives back the resend wait of a verification whose
+	// text did not arrive; Landline reports a number that takes no texts.
+	ForgiveResend(ctx context.Context, sid string, landline bool)
+	Landline(ctx context.Context, n verify.Number) bool
 }
 
 // Gate bounds the calls in flight to the backend (verify.Gate).
@@ -82,6 +89,15 @@ type Config struct {
 	Receipts *receipt.Issuer
 	// Observer is told of everything that happened (see Event).
 	Observer Observer
+	// Deliveries keeps what became of each send, as Twilio's status
+	// callbacks tell it; nil for a backend that gets none (Twilio Verify):
+	// every delivery is then unknown.
+	Deliveries delivery.Store
+	// ResendAfter is the wait before a person may ask for a new code (the
+	// limits' per-number cooldown), after which a call is offered.
+	ResendAfter time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
 // Flow runs verifications. It is safe for concurrent use.
@@ -97,6 +113,10 @@ type Flow struct {
 	gate     Gate
 	receipts *receipt.Issuer
 	observer Observer
+	// deliveries, resendAfter and now: see Config.
+	deliveries  delivery.Store
+	resendAfter time.Duration
+	now         func() time.Time
 	// sendDelay is how long a send to the backend usually takes, so that a
 	// tarpitted send answers after as long.
 	sendDelay delay
@@ -114,7 +134,11 @@ func New(cfg Config) (*Flow, error) {
 	}
 	f := &Flow{backend: cfg.Backend, phones: cfg.Phones, channels: cfg.Channels, locales: cfg.Locales,
 		tests: cfg.Tests, policy: cfg.Policy, stepUp: cfg.StepUp, limits: cfg.Limits, gate: cfg.Gate,
-		receipts: cfg.Receipts, observer: cfg.Observer}
+		receipts: cfg.Receipts, observer: cfg.Observer, deliveries: cfg.Deliveries, resendAfter: cfg.ResendAfter,
+		now: cfg.Now}
+	if f.now == nil {
+		f.now = time.Now
+	}
 	if f.tests == nil {
 		f.tests = noTestNumbers{}
 	}

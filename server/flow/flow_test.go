@@ -3,6 +3,7 @@ package flow_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -67,6 +68,16 @@ func (s *steps) ReserveCheck(_ context.Context, n verify.Number, sid string, ip 
 func (s *steps) Approved(_ context.Context, n verify.Number) { s.log("approved " + n.E164()) }
 
 func (s *steps) Tarpit(_ context.Context, n verify.Number, sid string) { s.log("tarpit") }
+
+func (s *steps) ReserveLookup(context.Context, netip.Addr) error { return s.log("reserve-lookup") }
+
+func (s *steps) ForgiveResend(_ context.Context, sid string, landline bool) {
+	s.log(fmt.Sprintf("forgive-resend landline=%v", landline))
+}
+
+// Landline is asked before any step, of numbers sent by the default
+// channel where calls are allowed: not a step of its own.
+func (s *steps) Landline(context.Context, verify.Number) bool { return false }
 
 func (s *steps) Tarpitted(_ context.Context, n verify.Number, sid string) bool {
 	return s.log("tarpitted?") != nil // refuse["tarpitted?"] set: this check is of a tarpitted send

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"verifyd/server/abuse"
+	"verifyd/server/delivery"
 	"verifyd/server/verify"
 )
 
@@ -55,6 +56,12 @@ func (f *Flow) Start(ctx context.Context, in Start) (out Sent, err error) {
 	channel, err := f.channels.Pick(in.Channel)
 	if err != nil {
 		return Sent{}, err
+	}
+	// A number Twilio said takes no texts is called, when calls are
+	// allowed and the person chose no channel.
+	if in.Channel == "" && channel != verify.ChannelCall && f.channels.Allows(verify.ChannelCall) &&
+		f.limits != nil && f.limits.Landline(ctx, to) {
+		channel = verify.ChannelCall
 	}
 	locale := in.Locale
 	if locale == "" {
@@ -135,6 +142,14 @@ func (f *Flow) Start(ctx context.Context, in Start) (out Sent, err error) {
 	// places back.
 	if res != nil {
 		res.Settle(ctx, v.SID, err == nil || verify.MaybeSent(err))
+	}
+	// 8. The delivery: queued, until Twilio's callbacks say more.
+	if err == nil && !test && f.deliveries != nil {
+		now := f.now()
+		if _, _, derr := f.deliveries.Record(context.WithoutCancel(ctx), v.SID,
+			delivery.State{Channel: channel, Status: delivery.Queued, At: now, Since: now}); derr != nil {
+			f.observer.Observe(ctx, DeliveryUnrecorded{Err: derr})
+		}
 	}
 	if err != nil {
 		if e := verify.AsError(err); (e.Kind == verify.KindTimeout || e.Kind == verify.KindUnavailable) && verify.MaybeSent(e) {

@@ -49,6 +49,10 @@ type Config struct {
 	// Observe, when set, is told of every HTTP attempt, for metrics; its
 	// Operation is "message", "call" or "fetch_account".
 	Observe func(twiliohttp.Attempt)
+	// StatusCallback, when set, is the absolute URL Twilio posts each
+	// message's and call's status to (PUBLIC_URL + /webhooks/twilio/status);
+	// each send adds ?v=its verification SID, which Twilio signs with it.
+	StatusCallback string
 }
 
 // Sender is an engine.Sender over Twilio's Messages and Calls. It is safe
@@ -128,6 +132,9 @@ func (s *Sender) Send(ctx context.Context, m engine.Message) error {
 				p.SetFrom(s.cfg.From)
 			}
 		}
+		if cb := s.callback(m.SID); cb != "" {
+			p.SetStatusCallback(cb)
+		}
 		fn = func(api *openapi.ApiService) error {
 			r, err := api.CreateMessage(p)
 			if err == nil && (r == nil || r.Sid == nil || *r.Sid == "") {
@@ -138,6 +145,9 @@ func (s *Sender) Send(ctx context.Context, m engine.Message) error {
 	case verify.ChannelCall:
 		op = "call"
 		p := (&openapi.CreateCallParams{}).SetTo(m.To).SetFrom(s.cfg.From).SetTwiml(TwiML(m.Locale, m.Code))
+		if cb := s.callback(m.SID); cb != "" {
+			p.SetStatusCallback(cb)
+		}
 		fn = func(api *openapi.ApiService) error {
 			r, err := api.CreateCall(p)
 			if err == nil && (r == nil || r.Sid == nil || *r.Sid == "") {
@@ -149,6 +159,15 @@ func (s *Sender) Send(ctx context.Context, m engine.Message) error {
 		return verify.ErrChannelNotAllowed
 	}
 	return s.do(ctx, op, fn)
+}
+
+// callback is the status callback URL of verification sid's send, "" when
+// none is asked for.
+func (s *Sender) callback(sid string) string {
+	if s.cfg.StatusCallback == "" {
+		return ""
+	}
+	return s.cfg.StatusCallback + "?v=" + url.QueryEscape(sid)
 }
 
 // Ping fetches the account, for readiness: it fails on credentials Twilio

@@ -8,11 +8,20 @@
 package twilioapitest
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +35,16 @@ type Sent struct {
 	To, From            string
 	MessagingServiceSID string
 	Body, Twiml         string
+	StatusCallback      string // as the create asked, "" for none
+}
+
+// Outcome is what becomes of a message or call to a number: its final
+// status (delivered; undelivered or failed with Twilio's error code; for
+// a call completed, no-answer, busy or failed), posted as a signed status
+// callback when the create asked for one.
+type Outcome struct {
+	Status    string
+	ErrorCode int
 }
 
 // Failure is how a request to a number fails instead.
@@ -45,7 +64,17 @@ type Server struct {
 	mu        sync.Mutex
 	sent      []Sent
 	failures  map[string]*Failure // by To (E.164), "*" for every request
+	outcomes  map[string]Outcome  // by To (E.164); delivered (completed) otherwise
 	exchanges []Exchange
+	callbacks sync.WaitGroup
+	posted    []Callback
+}
+
+// Callback is one status callback the stand-in posted, and the answer it got.
+type Callback struct {
+	URL    string
+	Params map[string]string
+	Status int // the answer's status, 0 when the post failed
 }
 
 // Exchange is one request and its answer, for checking both against the
@@ -59,7 +88,8 @@ type Exchange struct {
 
 // NewServer starts a stand-in on a loopback port, plain HTTP.
 func NewServer() *Server {
-	s := &Server{accountSID: "AC" + randomHex(), authToken: randomHex(), failures: map[string]*Failure{}}
+	s := &Server{accountSID: "AC" + randomHex(), authToken: randomHex(), failures: map[string]*Failure{},
+		outcomes: map[string]Outcome{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2010-04-01/Accounts/{account}/Messages.json", s.create("message", "SM"))
 	mux.HandleFunc("POST /2010-04-01/Accounts/{account}/Calls.json", s.create("call", "CA"))
@@ -102,8 +132,108 @@ func (s *Server) AccountSID() string { return s.accountSID }
 // AuthToken is the account's token.
 func (s *Server) AuthToken() string { return s.authToken }
 
-// Close stops it.
-func (s *Server) Close() { s.ts.Close() }
+// Close stops it, once the callbacks it is posting are done.
+func (s *Server) Close() {
+	s.callbacks.Wait()
+	s.ts.Close()
+}
+
+// SetOutcome makes messages and calls to to end as o; the zero Outcome
+// clears it.
+func (s *Server) SetOutcome(to string, o Outcome) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o == (Outcome{}) {
+		delete(s.outcomes, to)
+		return
+	}
+	s.outcomes[to] = o
+}
+
+// Callbacks answers the status callbacks posted so far.
+func (s *Server) Callbacks() []Callback {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Callback(nil), s.posted...)
+}
+
+// Sign is the X-Twilio-Signature of a post of params to url with token,
+// as Twilio computes it: base64 of HMAC-SHA1 over the URL and every
+// parameter's name and value, sorted by name. (twilio-go checks signatures
+// but does not make them; verifyd checks them with twilio-go.)
+func Sign(token, url string, params map[string]string) string {
+	keys := slices.Sorted(maps.Keys(params))
+	var b strings.Builder
+	b.WriteString(url)
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteString(params[k])
+	}
+	m := hmac.New(sha1.New, []byte(token))
+	m.Write([]byte(b.String()))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// postStatus posts sent's callbacks as Twilio does: sent, then its final
+// status for a message; the final status alone for a call.
+func (s *Server) postStatus(sent Sent) {
+	defer s.callbacks.Done()
+	s.mu.Lock()
+	o, ok := s.outcomes[strings.TrimPrefix(sent.To, "whatsapp:")]
+	s.mu.Unlock()
+	if !ok {
+		o = Outcome{Status: map[string]string{"message": "delivered", "call": "completed"}[sent.Kind]}
+	}
+	base := map[string]string{"AccountSid": s.accountSID, "From": sent.From, "To": sent.To, "ApiVersion": "2010-04-01"}
+	var steps []map[string]string
+	if sent.Kind == "message" {
+		for _, st := range []string{"sent", o.Status} {
+			p := maps.Clone(base)
+			p["MessageSid"], p["SmsSid"], p["MessageStatus"], p["SmsStatus"] = sent.SID, sent.SID, st, st
+			if st == o.Status && o.ErrorCode != 0 {
+				p["ErrorCode"] = strconv.Itoa(o.ErrorCode)
+			}
+			steps = append(steps, p)
+		}
+	} else {
+		p := maps.Clone(base)
+		p["CallSid"], p["CallStatus"], p["Direction"] = sent.SID, o.Status, "outbound-api"
+		steps = append(steps, p)
+	}
+	// Loopback only: a test's PUBLIC_URL may name a host that is not this
+	// machine, and the stand-in posts nowhere else.
+	if u, err := url.Parse(sent.StatusCallback); err != nil || !loopback(u.Hostname()) {
+		return
+	}
+	for _, p := range steps {
+		form := url.Values{}
+		for k, v := range p {
+			form.Set(k, v)
+		}
+		cb := Callback{URL: sent.StatusCallback, Params: p}
+		req, err := http.NewRequest(http.MethodPost, sent.StatusCallback, strings.NewReader(form.Encode()))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("X-Twilio-Signature", Sign(s.authToken, sent.StatusCallback, p))
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				cb.Status = resp.StatusCode
+			}
+		}
+		s.mu.Lock()
+		s.posted = append(s.posted, cb)
+		s.mu.Unlock()
+	}
+}
 
 // Requests counts the requests it received.
 func (s *Server) Requests() int64 { return s.requests.Load() }
@@ -164,7 +294,8 @@ func (s *Server) create(kind, prefix string) http.HandlerFunc {
 		}
 		f := r.PostForm
 		sent := Sent{Kind: kind, SID: prefix + randomHex(), To: f.Get("To"), From: f.Get("From"),
-			MessagingServiceSID: f.Get("MessagingServiceSid"), Body: f.Get("Body"), Twiml: f.Get("Twiml")}
+			MessagingServiceSID: f.Get("MessagingServiceSid"), Body: f.Get("Body"), Twiml: f.Get("Twiml"),
+			StatusCallback: f.Get("StatusCallback")}
 		number := strings.TrimPrefix(sent.To, "whatsapp:")
 		s.mu.Lock()
 		fail := s.failures[number]
@@ -208,6 +339,10 @@ func (s *Server) create(kind, prefix string) http.HandlerFunc {
 		s.mu.Lock()
 		s.sent = append(s.sent, sent)
 		s.mu.Unlock()
+		if sent.StatusCallback != "" {
+			s.callbacks.Add(1)
+			go s.postStatus(sent)
+		}
 		now := time.Now().UTC().Format(time.RFC1123Z)
 		answer := map[string]any{"sid": sent.SID, "account_sid": s.accountSID, "to": sent.To, "from": nullable(sent.From),
 			"status": "queued", "date_created": now, "date_updated": now, "api_version": "2010-04-01",
