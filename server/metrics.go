@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"verifyd/server/abuse"
 	"verifyd/server/delivery"
 	"verifyd/server/flow"
 	"verifyd/server/twiliohttp"
@@ -166,11 +167,27 @@ func (m *Metrics) Observe(_ context.Context, e flow.Event) {
 // region phonenumbers knows: about 245), so the series stay bounded: two
 // per channel and country.
 func (m *Metrics) Expect(channels verify.Channels, countries []string) {
-	for _, ch := range channels {
-		for _, c := range countries {
+	for _, c := range countries {
+		for _, ch := range channels {
 			m.started.WithLabelValues(string(ch), c, "sent")
 			m.checked.WithLabelValues(string(ch), c, "approved")
 		}
+		m.fraud.WithLabelValues(c, "none", "allowed")
+	}
+	// Every limit's refusals, the fraud ceilings' among them: a closed set.
+	for _, e := range []*verify.Error{abuse.ErrPhoneCooldown, abuse.ErrPhoneLimit, abuse.ErrIPSendLimit,
+		abuse.ErrIPCheckLimit, abuse.ErrGlobalLimit, abuse.ErrPhoneCheckLimit, abuse.ErrOverBudget, abuse.ErrTarpit,
+		verify.ErrTooManyAttempts, verify.ErrTooManySends, verify.ErrTooManyConcurrent, verify.ErrUpstreamBusy} {
+		m.refusals.WithLabelValues(e.Code)
+	}
+}
+
+// ExpectUpstream starts at zero the successful attempts of each of the
+// backend's operations, so that an error ratio has a denominator from the
+// start.
+func (m *Metrics) ExpectUpstream(operations ...string) {
+	for _, op := range operations {
+		m.upstream.WithLabelValues(op, "ok", "")
 	}
 }
 

@@ -17,6 +17,7 @@ func addRoutes(e *echo.Echo, cfg Config, pages *forms, cats *catalogs, static ec
 		checks[i] = &cachedCheck{Check: c, ttl: cfg.ReadinessTTL, now: cfg.Now}
 		if cfg.Metrics != nil {
 			checks[i].observe = cfg.Metrics.observeDependency
+			cfg.Metrics.observeDependency(c.Name, "unknown") // every state's series, at 0, before the first probe
 		}
 	}
 	get("/health", handleHealth(cfg.Now, cfg.LimiterState, checks))

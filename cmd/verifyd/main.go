@@ -363,8 +363,10 @@ func newBackend(cfg config, logger *slog.Logger, metrics *server.Metrics, rdb re
 		if err != nil {
 			return backend{}, fmt.Errorf("twilio backend: %w", err)
 		}
+		metrics.ExpectUpstream("start", "check", "fetch_service")
 		return backend{verifier: b, checks: []server.Check{{Name: "twilio", Probe: b.Ping}}, close: b.Close}, nil
 	case backendMessaging:
+		metrics.ExpectUpstream("message", "call", "fetch_account")
 		return newMessagingBackend(cfg, logger, metrics, rdb, now)
 	default:
 		logger.Warn("DEVELOPMENT BACKEND: codes are written to this log and never sent. " +
