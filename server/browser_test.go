@@ -28,6 +28,7 @@ import (
 	"verifyd/server"
 	"verifyd/server/abuse"
 	"verifyd/server/challenge"
+	"verifyd/server/delivery"
 	"verifyd/server/flow"
 	"verifyd/server/receipt"
 	"verifyd/server/receipt/receipttest"
@@ -41,14 +42,23 @@ import (
 // inbox is the development engine's delivery in these tests: it keeps the
 // codes sent to each number.
 type inbox struct {
-	mu    sync.Mutex
-	codes map[string][]string
+	mu       sync.Mutex
+	codes    map[string][]string
+	sids     map[string]string           // the last verification sent to each number
+	channels map[string][]verify.Channel // how each code went
+	// flow is the site's, for tests that play Twilio's status callbacks.
+	flow *flow.Flow
 }
 
 func (in *inbox) Send(_ context.Context, m engine.Message) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.codes[m.To] = append(in.codes[m.To], m.Code)
+	if in.sids == nil {
+		in.sids, in.channels = map[string]string{}, map[string][]verify.Channel{}
+	}
+	in.sids[m.To] = m.SID
+	in.channels[m.To] = append(in.channels[m.To], m.Channel)
 	return nil
 }
 
@@ -106,6 +116,7 @@ func startSiteGuarded(t *testing.T, cooldown time.Duration, receipts *receipt.Is
 	if err != nil {
 		t.Fatal(err)
 	}
+	box.flow = fl
 	h, err := server.NewHandler(server.Config{Logger: slog.New(slog.DiscardHandler), Flow: fl,
 		Web: web.FS, Static: static.FS, ResendCooldown: cooldown, ReturnOrigins: returns, CodeLength: 6})
 	if err != nil {
@@ -330,6 +341,66 @@ func TestBrowserResendCountdown(t *testing.T) {
 		t.Errorf("%d codes sent, want 2", n)
 	}
 	run(t, ctx, "countdown restarts", poll(`document.getElementById('resend').disabled`))
+}
+
+// TestBrowserCallMeInstead: after Twilio says the text could not be
+// delivered, step 2 says so and offers "Call me instead" (at once: the
+// failed text gave its resend back), with script (polled) and without (on
+// reload); the offer places a call.
+func TestBrowserCallMeInstead(t *testing.T) {
+	t.Parallel()
+	for _, script := range []bool{true, false} {
+		name := map[bool]string{true: "js", false: "nojs"}[script]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			site, box := startSiteGuarded(t, time.Minute, nil, nil, func(_ *abuse.Config, f *flow.Config) {
+				f.Channels = verify.Channels{verify.ChannelSMS, verify.ChannelCall}
+				f.Deliveries = delivery.NewMemoryStore(time.Now)
+				f.ResendAfter = time.Minute
+			})
+			ctx := newChrome(t, 1280, 800)
+			if !script {
+				run(t, ctx, "turn scripts off", emulation.SetScriptExecutionDisabled(true))
+			}
+			run(t, ctx, "send a code", chromedp.Navigate(site+"/"), chromedp.SendKeys("#phone", testNumber, chromedp.ByQuery),
+				chromedp.Click("#form-phone button", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByQuery))
+			if visible := evalString(t, ctx, `String(!document.getElementById('form-call').hidden)`); visible != "false" {
+				t.Errorf("Call me instead is offered before the resend wait, with the text on its way")
+			}
+			box.mu.Lock()
+			sid := box.sids[testNumber]
+			box.mu.Unlock()
+			if err := box.flow.StatusCallback(context.Background(), sid, delivery.State{Channel: verify.ChannelSMS,
+				Status: delivery.Undelivered, ErrorCode: 30003, At: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			if !script {
+				run(t, ctx, "reload", chromedp.Reload(), chromedp.WaitVisible("#code", chromedp.ByQuery))
+			}
+			run(t, ctx, "the offer", chromedp.WaitVisible("#call-instead", chromedp.ByQuery),
+				poll(`document.getElementById('delivery').textContent.includes('could not be delivered')`))
+			shot(t, ctx, name+"-desktop-2-call-instead")
+			run(t, ctx, "call me", chromedp.Click("#call-instead", chromedp.ByQuery))
+			// Without script the click posts and the page loads again: a
+			// poll that meets the navigation starts over on the new page.
+			called := `document.getElementById('sent-to').textContent.includes('called you')`
+			var err error
+			for range 3 {
+				if err = chromedp.Run(ctx, poll(called)); err == nil {
+					break
+				}
+			}
+			if err != nil {
+				t.Fatalf("no call placed (%v): the page says %q", err, evalString(t, ctx, `document.getElementById('sent-to').textContent`))
+			}
+			box.mu.Lock()
+			chs := slices.Clone(box.channels[testNumber])
+			box.mu.Unlock()
+			if !slices.Equal(chs, []verify.Channel{verify.ChannelSMS, verify.ChannelCall}) {
+				t.Errorf("the codes went by %v, want a text, then a call", chs)
+			}
+		})
+	}
 }
 
 // TestBrowserWithoutScript walks the flow with JavaScript off: plain form

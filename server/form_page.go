@@ -40,6 +40,12 @@ type page struct {
 	// and Nonce are the same in the clear, for the Continue form and the
 	// script; Receipt is what Continue posts.
 	Return, ReturnTo, Nonce, Receipt string
+	// Step 2's delivery: the verification's SID (for the script's polling),
+	// what became of its text as a sentence, and whether a call may be
+	// asked for now; CallsAllowed shows the script where one will be.
+	SID, Delivery string
+	CallNow       bool
+	CallsAllowed  bool
 }
 
 // langChoice is one link of the language switch.
@@ -57,7 +63,8 @@ type channelChoice struct {
 }
 
 // jsTexts are the script's sentences, sent to it in the page's language.
-var jsTexts = []string{"Checking…", "Sending…", "You can ask for the code again in {n} s.",
+var jsTexts = []string{"Checking…", "Sending…", "Your text message is on its way.", "Your text message was delivered.",
+	"Your text message could not be delivered. You can ask for a call now.", "We could not reach you by phone.", "You can ask for the code again in {n} s.",
 	"You can ask for the code again in {n} seconds.", "You can ask for the code again now.",
 	"Type the number as you would dial it in that country, or with the country code.",
 	"Include your country code, for example {example}.",
@@ -74,7 +81,8 @@ func (f *forms) page(c echo.Context, step int) *page {
 	lp := f.langs[lang]
 	p := &page{Step: step, Lang: lang, t: lp.t, JSTexts: lp.jsTexts, Langs: lp.langs, Channels: lp.channels,
 		Countries: lp.countries, CodeLength: f.codeLength, CSS: f.css, JS: f.js, PoW: f.pow, Icon: f.icon,
-		CSRF: f.csrfToken(c), Example: f.example, Cooldown: int(f.cooldown.Seconds())}
+		CSRF: f.csrfToken(c), Example: f.example, Cooldown: int(f.cooldown.Seconds()),
+		CallsAllowed: f.flow.Channels().Allows(verify.ChannelCall)}
 	p.choose(f.defaultCountry(c.Request().Header.Get("Accept-Language")))
 	return p
 }

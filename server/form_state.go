@@ -138,6 +138,7 @@ type formState struct {
 	Nonce    string         `json:"n,omitempty"`
 	Again    bool           `json:"g,omitempty"` // the last send repeated the code
 	Receipt  string         `json:"x,omitempty"` // the end's receipt, for its one showing
+	SID      string         `json:"s,omitempty"` // step 2: the verification, for its delivery
 }
 
 // A sealing is one use of a signed formState: a value sealed for one does

@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"verifyd/server/delivery"
 	"verifyd/server/flow"
 	"verifyd/server/verify"
 )
@@ -158,7 +159,12 @@ func (f *forms) handleResend(c echo.Context) error {
 	if st.ReturnTo != "" {
 		p.withReturn(st, f.seal(c, sealReturn, formState{ReturnTo: st.ReturnTo, Nonce: st.Nonce, At: f.now().Unix()}))
 	}
-	return f.start(c, p, st, num, string(st.Channel), c.Request().PostFormValue("altcha"), true)
+	// "Call me instead" posts here with channel=call.
+	channel := string(st.Channel)
+	if c.Request().PostFormValue("channel") == string(verify.ChannelCall) {
+		channel = string(verify.ChannelCall)
+	}
+	return f.start(c, p, st, num, channel, c.Request().PostFormValue("altcha"), true)
 }
 
 func (f *forms) start(c echo.Context, p *page, st formState, num verify.Number, channel, proof string, again bool) error {
@@ -180,7 +186,7 @@ func (f *forms) start(c echo.Context, p *page, st formState, num verify.Number, 
 		}
 		return fail(p, err)
 	}
-	st.Channel, st.Again, st.At = sent.Channel, again, f.now().Unix()
+	st.Channel, st.Again, st.At, st.SID = sent.Channel, again, f.now().Unix(), sent.SID
 	// Post, redirect, get: the step lives in a signed cookie, so a reload
 	// shows step 2 again and Back never asks to send the form again.
 	f.setCookie(c, sealStep, st)
@@ -197,6 +203,30 @@ func (f *forms) toStep2(c echo.Context, p *page, st formState, num verify.Number
 	p.State = f.seal(c, sealState, st)
 	p.ResendAfter = max(0, int(time.Unix(st.At, 0).Add(f.cooldown).Sub(f.now()).Seconds()))
 	p.Sent = flow.SentMessage(p.t, num, st.Channel, again)
+	p.SID = st.SID
+	if st.SID != "" {
+		// Without script, a reload shows what became of the text.
+		if d, err := f.flow.Delivery(c.Request().Context(), st.SID, clientIP(c)); err == nil {
+			p.Delivery, p.CallNow = deliverySentence(p.t, d), d.CallNow
+		}
+	}
+}
+
+// deliverySentence says what became of a send, "" when nothing is known.
+func deliverySentence(t flow.Translate, d flow.Delivery) string {
+	switch {
+	case d.Channel == verify.ChannelCall && d.Status.Failed():
+		return t("We could not reach you by phone.")
+	case d.Channel == verify.ChannelCall:
+		return ""
+	case d.Status.Failed():
+		return t("Your text message could not be delivered. You can ask for a call now.")
+	case d.Status == delivery.Delivered:
+		return t("Your text message was delivered.")
+	case d.Status == delivery.Queued, d.Status == delivery.Sent:
+		return t("Your text message is on its way.")
+	}
+	return ""
 }
 
 // handleVerify is step 2's post: check the code for the signed number, and

@@ -108,6 +108,7 @@
         resend.disabled = false;
         resendWait.textContent = '';
         announce(tr('You can ask for the code again now.'));
+        offerCall();
         return;
       }
       resend.disabled = true;
@@ -138,8 +139,44 @@
   const saved = 'verifyd-step';
   const forget = () => { try { sessionStorage.removeItem(saved); } catch { /* private mode */ } };
 
+  // What became of the text: polled gently while it may still change,
+  // spoken once per change; "Call me instead" once a call can be asked for.
+  const delivery = $('delivery');
+  const callForm = $('form-call');
+  let sid = delivery.dataset.sid, polls = 0, lastSaid = delivery.textContent;
+  const said = { queued: 'Your text message is on its way.', sent: 'Your text message is on its way.',
+    delivered: 'Your text message was delivered.',
+    undelivered: 'Your text message could not be delivered. You can ask for a call now.' };
+  said.failed = said.undelivered;
+  const offerCall = () => { if (callForm) callForm.hidden = false; };
+  const watchDelivery = async () => {
+    if (!sid || steps.code.hidden || polls++ > 24) return;
+    try {
+      const res = await fetch('/api/delivery?verificationSid=' + encodeURIComponent(sid), { headers: { Accept: 'application/json' } });
+      const d = res.ok ? await res.json() : {};
+      const msg = d.channel === 'call' ? (d.status === 'undelivered' || d.status === 'failed' ? tr('We could not reach you by phone.') : '')
+        : (said[d.status] ? tr(said[d.status]) : '');
+      if (msg !== lastSaid) { delivery.textContent = lastSaid = msg; if (msg) announce(msg); }
+      if (d.callAvailable) offerCall();
+      if (d.channel !== 'call' && (d.status === 'undelivered' || d.status === 'failed')) {
+        clearInterval(timer); // the failed text gave its resend back
+        resend.disabled = false;
+        resendWait.textContent = '';
+      }
+      if (['delivered', 'undelivered', 'failed'].includes(d.status)) return;
+    } catch { /* offline for a moment: the next poll tries again */ }
+    setTimeout(watchDelivery, 5000);
+  };
+
   const toCode = (data, wait = cooldown) => {
     number = data.phoneNumber;
+    if (data.verificationSid && data.verificationSid !== sid) {
+      sid = data.verificationSid;
+      polls = 0;
+      delivery.textContent = lastSaid = '';
+      if (callForm) callForm.hidden = true;
+      setTimeout(watchDelivery, 2000);
+    }
     shown = data.displayPhoneNumber || data.maskedPhoneNumber;
     $('sent-to').textContent = data.message; // the server's words: where the code went
     show('code');
@@ -150,12 +187,13 @@
     countdown(wait);
     listenForCode();
     try {
-      sessionStorage.setItem(saved, JSON.stringify({ phoneNumber: data.phoneNumber,
+      sessionStorage.setItem(saved, JSON.stringify({ phoneNumber: data.phoneNumber, verificationSid: sid,
         displayPhoneNumber: shown, message: data.message, resendAt, until: Date.now() + 10 * 60 * 1000 }));
     } catch { /* private mode: no reload survival */ }
   };
 
   // A reload of step 2 with script shows step 2 again, with its wait.
+  if (!steps.code.hidden && sid) setTimeout(watchDelivery, 1000);
   if (!steps.done.hidden || !steps.code.hidden) forget();
   else {
     try {
@@ -222,6 +260,14 @@
     } else {
       code.focus();
     }
+  });
+
+  if (callForm) callForm.addEventListener('submit', async (ev) => {
+    if (!number) return;
+    ev.preventDefault();
+    const data = await sendCode({ phoneNumber: number, channel: 'call' }, () => { delivery.textContent = tr('Checking…'); });
+    if (!data.ok) { setError($('code'), $('code-error'), data.message, data.status); return; }
+    toCode(data);
   });
 
   $('form-resend').addEventListener('submit', async (ev) => {
