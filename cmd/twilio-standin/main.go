@@ -13,7 +13,11 @@
 //	                          makes every request fail so until cleared
 //
 // With -api it serves the 2010 API's Messages and Calls instead (package
-// twilioapitest, plain HTTP on loopback), with no admin API.
+// twilioapitest, plain HTTP on loopback) for the messaging backend: it logs
+// what it was asked to send (each text's body, each call's words, by
+// number) and shows it on a page (the ready line's "admin" URL), and posts
+// signed status callbacks where a create asked for them: delivered, but
+// undelivered (30006, a landline) for +14155550199.
 package main
 
 import (
@@ -57,13 +61,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if *api {
-		a := twilioapitest.NewServer()
-		defer a.Close()
-		if err := json.NewEncoder(stdout).Encode(toolrun.Ready{URL: a.URL(), AccountSID: a.AccountSID(), AuthToken: a.AuthToken()}); err != nil {
-			return err
-		}
-		<-ctx.Done()
-		return nil
+		return runAPI(ctx, stdout)
 	}
 	s := twiliotest.NewServer(twiliotest.Options{TLS: true, Latency: *latency, FixedCode: *code})
 	defer s.Close()
@@ -115,5 +113,32 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := admin.Shutdown(context.Background()); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	return nil
+}
+
+// runAPI serves the 2010 API's stand-in, its outbox page and its log.
+func runAPI(ctx context.Context, stdout io.Writer) error {
+	a := twilioapitest.NewServer()
+	defer a.Close()
+	a.UseWalkthroughOutcomes()
+	a.SetOnSent(func(s twilioapitest.Sent) {
+		what := s.Body
+		if s.Kind == "call" {
+			what = s.Twiml
+		}
+		fmt.Fprintf(os.Stderr, "twilio-standin: %s to %s: %s\n", s.Kind, s.To, what)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	page := &http.Server{Handler: a.Outbox(), ReadHeaderTimeout: 5 * time.Second}
+	go page.Serve(ln)
+	defer page.Close()
+	if err := json.NewEncoder(stdout).Encode(toolrun.Ready{URL: a.URL(), AccountSID: a.AccountSID(), AuthToken: a.AuthToken(),
+		Admin: "http://" + ln.Addr().String()}); err != nil {
+		return err
+	}
+	<-ctx.Done()
 	return nil
 }

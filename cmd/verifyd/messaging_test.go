@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -277,5 +278,62 @@ func TestDeliveryTruth(t *testing.T) {
 	// The delivered one did not: the resend wait holds.
 	if status, got := in.post(t, "/api/request-otp", `{"phoneNumber":"`+good+`"}`); status != 429 {
 		t.Errorf("a resend of the delivered text at once = %d %v, want 429", status, got)
+	}
+}
+
+// TestMessagingWalkthrough runs README's messaging walkthrough, with
+// verifyd's defaults: the stand-in as twilio-standin -api serves it, a text
+// delivered and its code verified, a text to the walkthrough's landline
+// undelivered, and the call offered and placed at once.
+func TestMessagingWalkthrough(t *testing.T) {
+	redisSrv := redistest.Start(t)
+	api := twilioapitest.NewServer()
+	defer api.Close()
+	api.UseWalkthroughOutcomes()
+	addr, err := toolrun.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	in := startRun(t, []string{"VERIFY_BACKEND=messaging", "REDIS_URL=" + redisSrv.URL,
+		"TWILIO_API_BASE_URL=" + api.URL(), "TWILIO_ACCOUNT_SID=" + api.AccountSID(), "TWILIO_AUTH_TOKEN=" + api.AuthToken(),
+		"TWILIO_FROM_NUMBER=+15005550006", "CODE_SECRET=walkthrough-code-secret-0123456789ab",
+		"ALLOWED_CHANNELS=sms,call", "PUBLIC_URL=http://localhost:" + port, "PORT=" + port})
+	deliveryOf := func(sid string) map[string]any {
+		_, body := in.get(t, "/api/delivery?verificationSid="+sid)
+		var m map[string]any
+		json.Unmarshal([]byte(body), &m)
+		return m
+	}
+	send := func(body string) string {
+		t.Helper()
+		status, got := in.post(t, "/api/request-otp", body)
+		if status != 200 {
+			t.Fatalf("POST /api/request-otp %s = %d %v", body, status, got)
+		}
+		sid, _ := got["verificationSid"].(string)
+		return sid
+	}
+
+	sid := send(`{"phoneNumber":"+14155552671"}`)
+	verifytest.WaitFor(t, "the text's delivery", func() bool { return deliveryOf(sid)["status"] == "delivered" })
+	code := lastCode(t, api)
+	if status, got := in.post(t, "/api/verify-otp", `{"phoneNumber":"+14155552671","code":"`+code+`"}`); status != 200 {
+		t.Fatalf("the code from the outbox = %d %v", status, got)
+	}
+
+	sid = send(`{"phoneNumber":"` + twilioapitest.WalkthroughUndelivered + `"}`)
+	verifytest.WaitFor(t, "the landline's text to come back", func() bool { return deliveryOf(sid)["status"] == "undelivered" })
+	if d := deliveryOf(sid); d["errorCode"] != float64(30006) || d["callAvailable"] != true {
+		t.Errorf("/api/delivery = %v, want 30006 and a call available", d)
+	}
+	send(`{"phoneNumber":"` + twilioapitest.WalkthroughUndelivered + `","channel":"call"}`)
+	if last := api.Sent()[len(api.Sent())-1]; last.Kind != "call" || last.To != twilioapitest.WalkthroughUndelivered {
+		t.Errorf("the last send was %+v, want the call", last)
+	}
+	rec := httptest.NewRecorder()
+	api.Outbox().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if page := rec.Body.String(); !strings.Contains(page, "Your verification code is "+code) || !strings.Contains(page, "<td>call</td>") {
+		t.Errorf("the outbox page does not show the text and the call:\n%s", page)
 	}
 }

@@ -346,6 +346,11 @@ func (g *Guard) ForgiveResend(ctx context.Context, sid string, landline bool) {
 	if err := g.cfg.Store.Forget(ctx, "{verifyd}:rl:phone:"+h+":cooldown"); err != nil {
 		g.cfg.Logger.WarnContext(ctx, "abuse limiter: could not give back a resend", "err", err)
 	}
+	// The person asking again (a call, most likely) is not asked for a
+	// proof of work for it: the ceilings still hold.
+	if err := g.cfg.Store.Mark(ctx, g.cfg.Now(), "retry:"+h, sidTTL); err != nil {
+		g.cfg.Logger.WarnContext(ctx, "abuse limiter: could not remember a failed text", "err", err)
+	}
 	if landline {
 		if err := g.cfg.Store.Mark(ctx, g.cfg.Now(), "landline:"+h, landlineFor); err != nil {
 			g.cfg.Logger.WarnContext(ctx, "abuse limiter: could not remember a number that takes no texts", "err", err)
@@ -444,7 +449,9 @@ func (g *Guard) StepUp(ctx context.Context, n verify.Number, ip netip.Addr, proo
 				d.Action = "refused"
 				return d, ErrOverBudget.With(cause(), time.Hour)
 			case d.Pressure >= stepUpShare && mode == BudgetsEnforce && g.cfg.Challenge == ChallengeRisk:
-				need = true
+				// Not for the retry of a text Twilio could not deliver.
+				retry, _ := g.cfg.Store.Marked(ctx, g.cfg.Now(), "retry:"+g.hashKey(n.E164()))
+				need = !retry
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"html/template"
 	"io"
 	"maps"
 	"net"
@@ -68,6 +69,50 @@ type Server struct {
 	exchanges []Exchange
 	callbacks sync.WaitGroup
 	posted    []Callback
+	onSent    func(Sent)
+}
+
+// WalkthroughUndelivered is the number whose texts the walkthrough's
+// stand-in reports undelivered with 30006 (a landline): README's
+// messaging walkthrough and its test use it.
+const WalkthroughUndelivered = "+14155550199"
+
+// UseWalkthroughOutcomes sets the outcomes README's walkthrough shows:
+// every text delivered, but those to WalkthroughUndelivered, undelivered
+// as a landline's.
+func (s *Server) UseWalkthroughOutcomes() {
+	s.SetOutcome(WalkthroughUndelivered, Outcome{Status: "undelivered", ErrorCode: 30006})
+}
+
+// SetOnSent tells fn of every message and call accepted (the stand-in
+// process logs them).
+func (s *Server) SetOnSent(fn func(Sent)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onSent = fn
+}
+
+// outboxPage lists what the stand-in was asked to send, newest first.
+var outboxPage = template.Must(template.New("outbox").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Twilio stand-in: outbox</title>
+<meta http-equiv="refresh" content="5"></head>
+<body><h1>What verifyd asked Twilio to send</h1>
+{{if not .}}<p>Nothing yet.</p>{{end}}<table>
+<tr><th>kind</th><th>to</th><th>from</th><th>what it says</th></tr>
+{{range .}}<tr><td>{{.Kind}}</td><td>{{.To}}</td><td>{{.From}}{{.MessagingServiceSID}}</td><td>{{if .Body}}{{.Body}}{{else}}{{.Twiml}}{{end}}</td></tr>
+{{end}}</table></body></html>
+`))
+
+// Outbox is a page of what the stand-in was asked to send (each text's
+// body, each call's words, by number), newest first: where a person trying
+// verifyd with the stand-in reads the code.
+func (s *Server) Outbox() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sent := s.Sent()
+		slices.Reverse(sent)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		outboxPage.Execute(w, sent)
+	})
 }
 
 // Callback is one status callback the stand-in posted, and the answer it got.
@@ -338,7 +383,11 @@ func (s *Server) create(kind, prefix string) http.HandlerFunc {
 		}
 		s.mu.Lock()
 		s.sent = append(s.sent, sent)
+		onSent := s.onSent
 		s.mu.Unlock()
+		if onSent != nil {
+			onSent(sent)
+		}
 		if sent.StatusCallback != "" {
 			s.callbacks.Add(1)
 			go s.postStatus(sent)
