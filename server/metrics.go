@@ -31,6 +31,7 @@ type Metrics struct {
 	shed             prometheus.Counter
 	fraud            *prometheus.CounterVec
 	deliveries       *prometheus.CounterVec
+	unacked          prometheus.Counter
 }
 
 // NewMetrics registers verifyd's collectors with reg.
@@ -83,8 +84,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.deliveries.WithLabelValues(string(ch), string(st))
 		}
 	}
+	m.unacked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "verifyd_redis_unacknowledged_writes_total",
+		Help: "Codes written to a Redis primary that no replica acknowledged within the wait (WAIT 1): what a failover then could lose.",
+	})
 	reg.MustRegister(m.requests, m.requestDuration, m.started, m.checked, m.refusals, m.upstream, m.upstreamDuration,
-		m.dependencies, m.shed, m.fraud, m.deliveries)
+		m.dependencies, m.shed, m.fraud, m.deliveries, m.unacked)
 	return m
 }
 
@@ -104,6 +109,9 @@ func (m *Metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		return err
 	}
 }
+
+// UnacknowledgedWrite counts one code no replica acknowledged in time.
+func (m *Metrics) UnacknowledgedWrite() { m.unacked.Inc() }
 
 // observeDependency records a readiness probe's outcome.
 func (m *Metrics) observeDependency(name, state string) {

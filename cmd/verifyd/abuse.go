@@ -16,6 +16,7 @@ import (
 
 	"verifyd/server/abuse"
 	"verifyd/server/challenge"
+	"verifyd/server/redisclient"
 )
 
 // guarded are the abuse protections the flow asks at its steps, and what
@@ -39,7 +40,7 @@ func newGuarded(cfg config, logger *slog.Logger, rdb redis.UniversalClient, now 
 	keySecret := secretBytes(cfg.LimitKeySecret)
 	switch {
 	case keySecret != nil:
-	case cfg.RedisURL != "":
+	case cfg.redis != nil:
 		// Outside production (loadConfig refuses it there): a key every
 		// instance knows, so they share limits; readable by anyone who
 		// reads this source.
@@ -105,16 +106,21 @@ func newGuarded(cfg config, logger *slog.Logger, rdb redis.UniversalClient, now 
 // production when LIMIT_KEY_SECRET is not set.
 const devLimitKeySecret = "verifyd-development-limit-key-not-secret"
 
-// newRedis builds the one Redis client every part shares, from REDIS_URL
-// as the configuration read it; nil without one.
-func newRedis(cfg config, logger *slog.Logger) redis.UniversalClient {
+// newRedis builds the one Redis client every part shares, in the shape the
+// configuration names (REDIS_URL, Sentinel or Cluster); nil without one.
+func newRedis(cfg config, logger *slog.Logger) (redis.UniversalClient, error) {
 	if cfg.redis == nil {
-		return nil
+		return nil, nil
 	}
 	// go-redis logs every failed dial on its own; the guard and the code
 	// store log an outage once, so its lines go to debug.
 	redis.SetLogger(redisLogger{logger})
-	return redis.NewClient(cfg.redis)
+	client, err := redisclient.NewFrom(*cfg.redis)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("redis", "shape", cfg.redis.Shape())
+	return client, nil
 }
 
 // redisLogger sends go-redis's own messages to debug.

@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
-	"github.com/redis/go-redis/v9"
 
 	"verifyd/server"
 	"verifyd/server/abuse"
 	"verifyd/server/challenge"
 	"verifyd/server/receipt"
+	"verifyd/server/redisclient"
 	"verifyd/server/twiliohttp"
 	"verifyd/server/verify"
 	"verifyd/server/verify/engine"
@@ -74,6 +74,12 @@ type config struct {
 
 	TrustedProxies         []string      `env:"TRUSTED_PROXIES"`
 	RedisURL               secret        `env:"REDIS_URL"`
+	RedisSentinelAddrs     []string      `env:"REDIS_SENTINEL_ADDRS"`
+	RedisSentinelMaster    string        `env:"REDIS_SENTINEL_MASTER"`
+	RedisSentinelPassword  secret        `env:"REDIS_SENTINEL_PASSWORD"`
+	RedisClusterAddrs      []string      `env:"REDIS_CLUSTER_ADDRS"`
+	RedisUsername          string        `env:"REDIS_USERNAME"`
+	RedisPassword          secret        `env:"REDIS_PASSWORD"`
 	LimitPhoneCooldown     time.Duration `env:"LIMIT_PHONE_COOLDOWN"`
 	LimitPhoneSendsPerHour int           `env:"LIMIT_PHONE_SENDS_PER_HOUR"`
 	LimitIPSendsPerHour    int           `env:"LIMIT_IP_SENDS_PER_HOUR"`
@@ -111,12 +117,12 @@ type config struct {
 	phones        verify.PhoneParser
 	channels      verify.Channels
 	trusted       []netip.Prefix
-	countries     []string          // ALLOWED_COUNTRIES' countries, without calling codes
-	testNumbers   map[string]string // E.164 → code
-	receiptKeys   []receipt.Key     // nil: generate one (development) or no receipts
-	redis         *redis.Options    // REDIS_URL read, nil without it
-	issuer        string            // the receipts' "iss"
-	audience      string            // the receipts' "aud"
+	countries     []string            // ALLOWED_COUNTRIES' countries, without calling codes
+	testNumbers   map[string]string   // E.164 → code
+	receiptKeys   []receipt.Key       // nil: generate one (development) or no receipts
+	redis         *redisclient.Config // where Redis is, in one of its shapes; nil without any
+	issuer        string              // the receipts' "iss"
+	audience      string              // the receipts' "aud"
 }
 
 // Backend names.

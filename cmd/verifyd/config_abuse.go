@@ -20,10 +20,14 @@ func (c *config) checkAbuse() problems {
 	if c.trusted, err = c.trustedProxies(); err != nil {
 		bad("TRUSTED_PROXIES", "%v", err)
 	}
-	if c.RedisURL != "" {
-		if c.redis, err = redisclient.Options(string(c.RedisURL)); err != nil {
-			bad("REDIS_URL", "%v", err)
-		}
+	rc := redisclient.Config{URL: string(c.RedisURL), SentinelAddrs: trimAll(c.RedisSentinelAddrs),
+		SentinelMaster: c.RedisSentinelMaster, SentinelPassword: string(c.RedisSentinelPassword),
+		ClusterAddrs: trimAll(c.RedisClusterAddrs), Username: c.RedisUsername, Password: string(c.RedisPassword)}
+	for _, pr := range rc.Check() {
+		bad(pr.Setting, "%s", pr.Why)
+	}
+	if rc.Shape() != redisclient.None {
+		c.redis = &rc
 	}
 	const off = "must not be negative (0 turns the limit off)"
 	checkBounds(&p,
@@ -60,9 +64,9 @@ func (c *config) checkAbuse() problems {
 	switch {
 	case c.LimitKeySecret != "" && len(c.LimitKeySecret) < 32:
 		bad("LIMIT_KEY_SECRET", "must be at least 32 characters")
-	case c.LimitKeySecret == "" && c.RedisURL != "" && c.AppEnv == "production":
-		bad("LIMIT_KEY_SECRET", "required with REDIS_URL in production: it keys the hashes that stand for "+
-			"numbers in Redis, and every instance must share it")
+	case c.LimitKeySecret == "" && c.redis != nil && c.AppEnv == "production":
+		bad("LIMIT_KEY_SECRET", "required with Redis in production: it keys the hashes that stand for "+
+			"numbers in Redis and signs the challenges, and every instance must share it")
 	}
 	if c.TestNumbers != "" {
 		if c.testNumbers, err = abuse.ParseTestNumbers(string(c.TestNumbers), c.phones); err != nil {
@@ -95,4 +99,16 @@ func (c *config) trustedProxies() ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
+}
+
+// trimAll drops the spaces around each entry of a comma-separated list,
+// and the empty ones.
+func trimAll(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -32,8 +32,12 @@ func (c *config) checkServing() problems {
 			bad("DEBUG_ADDR", "must be a loopback host:port such as 127.0.0.1:6060: profiles show the process's insides")
 		}
 	}
-	if c.FormSecret != "" && len(c.FormSecret) < 32 {
+	switch {
+	case c.FormSecret != "" && len(c.FormSecret) < 32:
 		bad("FORM_SECRET", "must be at least 32 characters (or unset for a random one per process)")
+	case c.FormSecret == "" && c.AppEnv == "production":
+		bad("FORM_SECRET", "required with APP_ENV=production: it signs the form's state, and every instance "+
+			"must share it to read another's")
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad("TLS_CERT_FILE", "TLS_CERT_FILE and TLS_KEY_FILE go together")

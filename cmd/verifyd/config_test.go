@@ -19,6 +19,9 @@ const (
 	testToken      = "s3cr3tT0kenValue0123456789abcdef"
 )
 
+// prodFormSecret is the FORM_SECRET production requires.
+const prodFormSecret = "FORM_SECRET=0123456789abcdef0123456789abcdef-form"
+
 func twilioEnv(extra ...string) []string {
 	return append([]string{
 		"TWILIO_ACCOUNT_SID=" + testAccountSID,
@@ -38,7 +41,7 @@ func TestLoadConfigChoosesBackend(t *testing.T) {
 		{"explicit dev despite credentials", twilioEnv("VERIFY_BACKEND=dev"), backendDev},
 		{"api key", []string{"TWILIO_ACCOUNT_SID=" + testAccountSID, "TWILIO_VERIFY_SERVICE_SID=" + testServiceSID,
 			"TWILIO_API_KEY=SK0123456789abcdef0123456789abcdef", "TWILIO_API_SECRET=abc123"}, backendTwilio},
-		{"production on twilio", twilioEnv("APP_ENV=production"), backendTwilio},
+		{"production on twilio", twilioEnv("APP_ENV=production", prodFormSecret), backendTwilio},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,6 +107,14 @@ func TestLoadConfigNamesEveryBadVariable(t *testing.T) {
 			"REDIS_URL=redis://127.0.0.1:6379/0", "LIMIT_KEY_SECRET=0123456789abcdef0123456789abcdef", "TWILIO_FROM_NUMBER=+15005550006"),
 			[]string{"CODE_SECRET"}},
 		{"shared Redis in production without a key", twilioEnv("APP_ENV=production", "REDIS_URL=redis://127.0.0.1:6379/0"), []string{"LIMIT_KEY_SECRET"}},
+		{"production without the secrets instances share", twilioEnv("APP_ENV=production", "VERIFY_BACKEND=messaging",
+			"REDIS_SENTINEL_ADDRS=127.0.0.1:26379", "REDIS_SENTINEL_MASTER=verifyd", "TWILIO_FROM_NUMBER=+15005550006"),
+			[]string{"FORM_SECRET", "CODE_SECRET", "LIMIT_KEY_SECRET"}},
+		{"two Redis shapes at once", []string{"REDIS_URL=redis://127.0.0.1:6379/0", "REDIS_CLUSTER_ADDRS=127.0.0.1:7000"},
+			[]string{"REDIS_URL"}}, // its sentence names both
+		{"a master name without Sentinels", []string{"REDIS_SENTINEL_MASTER=verifyd"}, []string{"REDIS_SENTINEL_MASTER"}},
+		{"Sentinels without a master name", []string{"REDIS_SENTINEL_ADDRS=127.0.0.1:26379"}, []string{"REDIS_SENTINEL_MASTER"}},
+		{"a seed that is not host:port", []string{"REDIS_CLUSTER_ADDRS=127.0.0.1:7000, cache"}, []string{"REDIS_CLUSTER_ADDRS"}},
 		{"serving settings", []string{"METRICS_ADDR=9090", "READINESS_CACHE_TTL=0s", "READINESS_TIMEOUT=-1s", "TLS_CERT_FILE=/x.crt", "FORM_SECRET=short", "DEBUG_ADDR=0.0.0.0:6060"},
 			[]string{"METRICS_ADDR", "READINESS_CACHE_TTL", "READINESS_TIMEOUT", "TLS_CERT_FILE", "FORM_SECRET", "DEBUG_ADDR"}},
 		{"short dev secret", []string{"DEV_CODE_SECRET=short"}, []string{"DEV_CODE_SECRET"}},
@@ -148,7 +159,7 @@ func TestSecretsDoNotPrint(t *testing.T) {
 }
 
 func TestLoadConfigAbuse(t *testing.T) {
-	cfg, err := loadConfig(twilioEnv("APP_ENV=production", "TEST_NUMBERS=+15005550006:123456",
+	cfg, err := loadConfig(twilioEnv("APP_ENV=production", prodFormSecret, "TEST_NUMBERS=+15005550006:123456",
 		"ALLOW_TEST_NUMBERS_IN_PRODUCTION=true", "TRUSTED_PROXIES=10.0.0.0/8, 192.0.2.7", "REDIS_URL=redis://:pw@127.0.0.1:6379/0",
 		"LIMIT_KEY_SECRET=0123456789abcdef0123456789abcdef", "ALLOWED_COUNTRIES=US,GB,+883"))
 	if err != nil {
@@ -235,12 +246,12 @@ func TestLoadConfigReceipts(t *testing.T) {
 
 	// The good cases: production with everything, and production without a
 	// key (no receipts), and development without a key (one per process).
-	cfg, err := loadConfig(twilioEnv("APP_ENV=production", "RECEIPT_SIGNING_KEY_FILE="+good,
+	cfg, err := loadConfig(twilioEnv("APP_ENV=production", prodFormSecret, "RECEIPT_SIGNING_KEY_FILE="+good,
 		"PUBLIC_URL=https://verify.example.com/", "RECEIPT_AUDIENCE=https://app.example.com", "RECEIPT_RETURN_ORIGINS=https://app.example.com"))
 	if err != nil || len(cfg.receiptKeys) != 1 || cfg.issuer != "https://verify.example.com" || cfg.audience != "https://app.example.com" || !cfg.receiptsOn() {
 		t.Errorf("production with a key: %+v, %v", cfg, err)
 	}
-	if cfg, err := loadConfig(twilioEnv("APP_ENV=production")); err != nil || cfg.receiptsOn() {
+	if cfg, err := loadConfig(twilioEnv("APP_ENV=production", prodFormSecret)); err != nil || cfg.receiptsOn() {
 		t.Errorf("production without a key: receipts on = %v, %v; want off", cfg.receiptsOn(), err)
 	}
 	if cfg, err := loadConfig(nil); err != nil || !cfg.receiptsOn() || cfg.issuer != "http://localhost:8080" {

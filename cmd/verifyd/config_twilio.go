@@ -52,8 +52,9 @@ func (c *config) checkMessaging() problems {
 	if _, err := twiliohttp.CheckBaseURL(c.TwilioAPIBaseURL); err != nil {
 		bad("TWILIO_API_BASE_URL", "%v", err)
 	}
-	if c.RedisURL == "" {
-		bad("REDIS_URL", "required with VERIFY_BACKEND=messaging: the codes live in Redis, shared by the instances")
+	if c.redis == nil {
+		bad("REDIS_URL", "required with VERIFY_BACKEND=messaging (or REDIS_SENTINEL_ADDRS, or REDIS_CLUSTER_ADDRS): "+
+			"the codes live in Redis, shared by the instances")
 	}
 	if c.TwilioMessagingServiceSID != "" {
 		if err := twiliohttp.CheckMessagingServiceSID(c.TwilioMessagingServiceSID); err != nil {

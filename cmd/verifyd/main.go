@@ -99,7 +99,10 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 
 	// The one clock every part reads, handed to each.
 	now := time.Now
-	rdb := newRedis(cfg, logger)
+	rdb, err := newRedis(cfg, logger)
+	if err != nil {
+		return err
+	}
 	if rdb != nil {
 		defer rdb.Close()
 	}

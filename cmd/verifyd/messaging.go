@@ -15,9 +15,15 @@ import (
 
 	"verifyd/server"
 	"verifyd/server/delivery"
+	"verifyd/server/redisclient"
 	"verifyd/server/verify/engine"
 	"verifyd/server/verify/messaging"
 )
+
+// replicaWait bounds how long a code's write waits for a replica's
+// acknowledgement: a replica on the same network answers in a millisecond
+// or two; past this the send goes on, and the metric counts it.
+const replicaWait = 100 * time.Millisecond
 
 // redisStartTimeout bounds the first PING: an unreachable REDIS_URL stops
 // the messaging backend at start rather than failing every request.
@@ -40,6 +46,10 @@ func newMessagingBackend(cfg config, logger *slog.Logger, metrics *server.Metric
 	store, err := engine.NewRedisStore(client, secret, now)
 	if err != nil {
 		return backend{}, err
+	}
+	if shape := cfg.redis.Shape(); shape == redisclient.Sentinel || shape == redisclient.Cluster {
+		// Replicas exist: a code the person is told of waits for one.
+		store.AwaitReplica(replicaWait, metrics.UnacknowledgedWrite)
 	}
 	user, pass := cfg.TwilioAccountSID, string(cfg.TwilioAuthToken)
 	if cfg.TwilioAPIKey != "" {

@@ -150,8 +150,10 @@ var (
 		Message: "We cannot send codes to phone numbers in this country."}
 	ErrNumberTypeNotAllowed = &verify.Error{Kind: verify.KindForbidden, Code: "number_type_not_allowed",
 		Message: "We cannot send codes to this kind of number. Use a mobile number."}
+	// ErrLimiterDown answers while the store is unreachable (a Redis
+	// failover takes a few seconds): 503 with a short wait.
 	ErrLimiterDown = &verify.Error{Kind: verify.KindDegraded, Code: "limiter_unavailable",
-		Message: "Verification is temporarily unavailable. Please try again in a moment."}
+		Message: "Verification is temporarily unavailable. Please try again in a moment.", RetryAfter: 2 * time.Second}
 )
 
 // NewGuard checks cfg and fills its defaults.
@@ -561,7 +563,7 @@ func (g *Guard) allow(ctx context.Context, rules []limitedRule, failOpen bool) (
 		if failOpen {
 			return "", nil
 		}
-		return "", ErrLimiterDown.With(err, 0)
+		return "", ErrLimiterDown.With(err, ErrLimiterDown.RetryAfter)
 	}
 	if g.degraded.CompareAndSwap(true, false) {
 		g.cfg.Logger.Info("abuse limiter store reachable again")

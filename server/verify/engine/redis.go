@@ -34,6 +34,19 @@ type RedisStore struct {
 	key    []byte      // keys the number hashes
 	aead   cipher.AEAD // seals numbers in the SID index
 	now    func() time.Time
+	// waitFor, when positive, makes each write wait that long at most for
+	// one replica to acknowledge it (WAIT 1), and late is told of each
+	// write no replica acknowledged in time.
+	waitFor time.Duration
+	late    func()
+}
+
+// AwaitReplica makes every write wait up to timeout for one replica to
+// acknowledge it (WAIT 1), so that a code a person was told of survives the
+// primary's death: for Redis run with replicas (Sentinel, Cluster). late,
+// when set, is told of each write no replica acknowledged in time.
+func (s *RedisStore) AwaitReplica(timeout time.Duration, late func()) {
+	s.waitFor, s.late = timeout, late
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -175,6 +188,13 @@ func (s *RedisStore) Update(ctx context.Context, number string, fn func(*Record)
 			}
 			return nil
 		})
+		if err == nil && s.waitFor > 0 {
+			// On the transaction's own connection: WAIT counts the writes
+			// this connection made.
+			if n, werr := tx.Wait(ctx, 1, s.waitFor).Result(); (werr != nil || n < 1) && s.late != nil {
+				s.late()
+			}
+		}
 		return err
 	}
 	for range maxTxRetries {
