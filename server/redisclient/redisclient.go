@@ -7,6 +7,7 @@
 package redisclient
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -141,8 +142,8 @@ func NewFrom(c Config) (redis.UniversalClient, error) {
 	switch c.Shape() {
 	case Single:
 		opts, _ := Options(c.URL) // checked
-		opts.Username = cmpOr(c.Username, opts.Username)
-		opts.Password = cmpOr(c.Password, opts.Password)
+		opts.Username = cmp.Or(c.Username, opts.Username)
+		opts.Password = cmp.Or(c.Password, opts.Password)
 		return redis.NewClient(opts), nil
 	case Sentinel:
 		return redis.NewFailoverClient(&redis.FailoverOptions{
@@ -160,11 +161,4 @@ func NewFrom(c Config) (redis.UniversalClient, error) {
 		}), nil
 	}
 	return nil, errors.New("redis: no REDIS_URL, REDIS_SENTINEL_ADDRS or REDIS_CLUSTER_ADDRS")
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
